@@ -1,0 +1,115 @@
+/**
+ * Checkpoints: per source, per partition (shard, Kafka partition, file), the highest position
+ * below which every record is acked. The store is an interface; the file store keeps one
+ * JSON file per pipeline, written atomically (temp file, fsync, rename).
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+export type Positions = Record<string, string>;
+
+export interface CheckpointStore {
+  load(source: string): Promise<Positions | undefined>;
+  save(source: string, positions: Positions): Promise<void>;
+}
+
+/** A source's view of the store: commits are cheap marks, written out by `flush`. */
+export interface CheckpointScope {
+  load(): Promise<Positions | undefined>;
+  /** Records that `partition` is acked up to `position` (only ever call with the committable position). */
+  commit(partition: string, position: string): void;
+  /** Writes pending commits; the runtime calls it on an interval and at shutdown. */
+  flush(): Promise<void>;
+}
+
+export interface CheckpointFile {
+  version: 1;
+  pipeline: string;
+  updatedAt: string;
+  sources: Record<string, Positions>;
+}
+
+export class FileCheckpointStore implements CheckpointStore {
+  readonly path: string;
+  private readonly pipeline: string;
+  private state: CheckpointFile | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(stateDir: string, pipeline: string) {
+    this.pipeline = pipeline;
+    this.path = join(stateDir, `${pipeline.replace(/[^A-Za-z0-9_.-]/g, '_')}.checkpoint.json`);
+  }
+
+  async load(source: string): Promise<Positions | undefined> {
+    const state = await this.read();
+    const p = state.sources[source];
+    return p ? { ...p } : undefined;
+  }
+
+  async save(source: string, positions: Positions): Promise<void> {
+    const state = await this.read();
+    state.sources[source] = { ...state.sources[source], ...positions };
+    state.updatedAt = new Date().toISOString();
+    const text = `${JSON.stringify(state, null, 2)}\n`;
+    // Serialise writers so two flushes never interleave their renames.
+    this.writing = this.writing.then(() => writeAtomic(this.path, text));
+    await this.writing;
+  }
+
+  private async read(): Promise<CheckpointFile> {
+    if (this.state) return this.state;
+    try {
+      const parsed = JSON.parse(await readFile(this.path, 'utf8')) as CheckpointFile;
+      if (parsed && typeof parsed === 'object' && parsed.sources) this.state = parsed;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new Error(`checkpoint file ${this.path} is unreadable (${(err as Error).message}); move it away to start over`);
+      }
+    }
+    this.state ??= { version: 1, pipeline: this.pipeline, updatedAt: new Date().toISOString(), sources: {} };
+    return this.state;
+  }
+}
+
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+/** Scope over any store; coalesces commits so the hot path never waits on disk. */
+export class BufferedScope implements CheckpointScope {
+  private readonly store: CheckpointStore;
+  private readonly source: string;
+  private pending: Positions = {};
+  private dirty = false;
+
+  constructor(store: CheckpointStore, source: string) {
+    this.store = store;
+    this.source = source;
+  }
+
+  load(): Promise<Positions | undefined> {
+    return this.store.load(this.source);
+  }
+
+  commit(partition: string, position: string): void {
+    this.pending[partition] = position;
+    this.dirty = true;
+  }
+
+  async flush(): Promise<void> {
+    if (!this.dirty) return;
+    const positions = this.pending;
+    this.pending = {};
+    this.dirty = false;
+    await this.store.save(this.source, positions);
+  }
+}

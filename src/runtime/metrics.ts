@@ -1,0 +1,194 @@
+/**
+ * The one metrics registry. Every counter the plain output, the TUI and Prometheus show is
+ * named here; stages update them through these methods only. Hot-path updates are plain
+ * field increments; snapshots copy numbers out.
+ */
+import type { StageKind } from '../stages/define.ts';
+
+export interface StageSnapshot {
+  name: string;
+  kind: StageKind;
+  type: string;
+  inputs: string[];
+  recordsIn: number;
+  recordsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  errors: number;
+  dropped: number;
+  duplicates: number;
+  retries: number;
+  /** Input channel fill, 0..1 (sources: fill of their output). */
+  queueFill: number;
+  /** Mean latency of the last batches (sink write, transform process), ms. */
+  batchLatencyMs: number;
+  /** Source lag in its own unit (Kinesis ms behind latest, Kafka records), total over partitions. */
+  lag: number | undefined;
+  lagUnit: string | undefined;
+  lagByPartition: Record<string, number>;
+  /** Sink-specific counters, e.g. objects or files written, SNS requests in flight. */
+  extra: Record<string, number>;
+  lastErrors: ErrorSample[];
+}
+
+export interface ErrorSample {
+  at: number;
+  stage: string;
+  reason: string;
+}
+
+export class StageMetrics {
+  readonly name: string;
+  readonly kind: StageKind;
+  readonly type: string;
+  readonly inputs: string[];
+  recordsIn = 0;
+  recordsOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  errors = 0;
+  dropped = 0;
+  duplicates = 0;
+  retries = 0;
+  batchLatencyMs = 0;
+  lagUnit: string | undefined;
+  readonly lagByPartition = new Map<string, number>();
+  readonly extra = new Map<string, number>();
+  readonly lastErrors: ErrorSample[] = [];
+  queueFill: () => number = () => 0;
+  private readonly onError: ((s: ErrorSample) => void) | undefined;
+
+  constructor(name: string, kind: StageKind, type: string, inputs: string[], onError?: (s: ErrorSample) => void) {
+    this.name = name;
+    this.kind = kind;
+    this.type = type;
+    this.inputs = inputs;
+    this.onError = onError;
+  }
+
+  received(records: number, bytes: number): void {
+    this.recordsIn += records;
+    this.bytesIn += bytes;
+  }
+
+  sent(records: number, bytes: number): void {
+    this.recordsOut += records;
+    this.bytesOut += bytes;
+  }
+
+  failed(reason: string, n = 1): void {
+    this.errors += n;
+    const sample = { at: Date.now(), stage: this.name, reason };
+    this.lastErrors.push(sample);
+    if (this.lastErrors.length > 20) this.lastErrors.shift();
+    this.onError?.(sample);
+  }
+
+  droppedRecords(n: number): void {
+    this.dropped += n;
+  }
+
+  duplicateRecords(n: number): void {
+    this.duplicates += n;
+  }
+
+  retried(n = 1): void {
+    this.retries += n;
+  }
+
+  /** Exponentially weighted, so the figure follows recent batches without keeping a history. */
+  batchTook(ms: number): void {
+    this.batchLatencyMs = this.batchLatencyMs === 0 ? ms : this.batchLatencyMs * 0.8 + ms * 0.2;
+  }
+
+  setLag(partition: string, value: number, unit: string): void {
+    this.lagUnit = unit;
+    this.lagByPartition.set(partition, value);
+  }
+
+  clearLag(partition: string): void {
+    this.lagByPartition.delete(partition);
+  }
+
+  count(name: string, n = 1): void {
+    this.extra.set(name, (this.extra.get(name) ?? 0) + n);
+  }
+
+  gauge(name: string, value: number): void {
+    this.extra.set(name, value);
+  }
+
+  snapshot(): StageSnapshot {
+    let lag: number | undefined;
+    for (const v of this.lagByPartition.values()) lag = (lag ?? 0) + v;
+    return {
+      name: this.name,
+      kind: this.kind,
+      type: this.type,
+      inputs: this.inputs,
+      recordsIn: this.recordsIn,
+      recordsOut: this.recordsOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      errors: this.errors,
+      dropped: this.dropped,
+      duplicates: this.duplicates,
+      retries: this.retries,
+      queueFill: this.queueFill(),
+      batchLatencyMs: this.batchLatencyMs,
+      lag,
+      lagUnit: this.lagUnit,
+      lagByPartition: Object.fromEntries(this.lagByPartition),
+      extra: Object.fromEntries(this.extra),
+      lastErrors: [...this.lastErrors],
+    };
+  }
+}
+
+export type PipelineState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+export interface PipelineSnapshot {
+  pipeline: string;
+  state: PipelineState;
+  startedAt: number;
+  at: number;
+  stages: StageSnapshot[];
+  /** Where logs go while a screen UI owns the terminal. */
+  logFile?: string;
+}
+
+export class MetricsRegistry {
+  readonly pipeline: string;
+  readonly startedAt = Date.now();
+  state: PipelineState = 'starting';
+  logFile: string | undefined;
+  private readonly stages: StageMetrics[] = [];
+  private readonly errorListeners: ((s: ErrorSample) => void)[] = [];
+
+  constructor(pipeline: string) {
+    this.pipeline = pipeline;
+  }
+
+  stage(name: string, kind: StageKind, type: string, inputs: string[] = []): StageMetrics {
+    const m = new StageMetrics(name, kind, type, inputs, (s) => {
+      for (const l of this.errorListeners) l(s);
+    });
+    this.stages.push(m);
+    return m;
+  }
+
+  onError(listener: (s: ErrorSample) => void): void {
+    this.errorListeners.push(listener);
+  }
+
+  snapshot(): PipelineSnapshot {
+    return {
+      pipeline: this.pipeline,
+      state: this.state,
+      startedAt: this.startedAt,
+      at: Date.now(),
+      stages: this.stages.map((s) => s.snapshot()),
+      logFile: this.logFile,
+    };
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Loads a spec file: YAML with a source range for every key and value, `${VAR}` substitution
+ * after parsing (so positions stay those of the file), and the set of values that came from
+ * the environment (never printed).
+ */
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  Scalar,
+} from 'yaml';
+import type { Diagnostic, DiagnosticCode, Span } from './diagnostics.ts';
+
+export type Path = readonly (string | number)[];
+
+/** The loaded spec: a plain JS value plus the means to point back into the file. */
+export interface LoadedSpec {
+  file: string;
+  source: string;
+  value: unknown;
+  diagnostics: Diagnostic[];
+  /** Span of the value at `path` (or of its key with `key: true`); falls back to the nearest parent. */
+  locate(path: Path, opts?: { key?: boolean }): Span;
+  /** Character offset in the file where the scalar at `path` starts its text, and its style. */
+  scalarInfo(path: Path): ScalarInfo | undefined;
+  /** Paths (joined with '/') whose value came, wholly or partly, from the environment. */
+  fromEnv: ReadonlySet<string>;
+}
+
+export interface ScalarInfo {
+  /** Offset in the file of the first character of the scalar's value text. */
+  start: number;
+  end: number;
+  type: Scalar.Type | undefined;
+}
+
+/** Limit on nodes produced by alias expansion: stops "billion laughs" documents. */
+const MAX_EXPANDED_NODES = 100_000;
+const MAX_ALIASES = 100;
+
+export const pathKey = (path: Path): string => path.join('/');
+
+export function loadSpec(
+  file: string,
+  source: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): LoadedSpec {
+  const lineCounter = new LineCounter();
+  const diagnostics: Diagnostic[] = [];
+  const span = (from: number, to: number): Span => {
+    const a = lineCounter.linePos(from);
+    const b = lineCounter.linePos(Math.max(from, to));
+    return { line: a.line, column: a.col, endLine: b.line, endColumn: b.col };
+  };
+  const report = (code: DiagnosticCode, message: string, from: number, to: number, severity: 'error' | 'warning' = 'error') =>
+    diagnostics.push({ file, severity, code, message, ...span(from, to) });
+
+  const valueRanges = new Map<string, [number, number]>();
+  const keyRanges = new Map<string, [number, number]>();
+  const scalars = new Map<string, ScalarInfo>();
+  const fromEnv = new Set<string>();
+
+  const docs = parseAllDocuments(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const list = Array.isArray(docs) ? docs : [];
+  let value: unknown;
+  if (list.length > 1) {
+    const second = list[1];
+    const [from, to] = second.range;
+    report('multiple-documents', 'a spec holds one YAML document: remove the `---` and what follows, or split it into another file', from, to);
+  }
+  const doc = list[0] as Document.Parsed | undefined;
+  if (doc) {
+    for (const err of [...doc.errors]) {
+      const code: DiagnosticCode = err.code === 'DUPLICATE_KEY' ? 'duplicate-key' : 'yaml-syntax';
+      const msg = err.code === 'DUPLICATE_KEY' ? 'this key appears twice in the same mapping; keep one' : yamlMessage(err.message);
+      report(code, msg, err.pos[0], err.pos[1]);
+    }
+    if (doc.errors.length === 0) {
+      const walker = new Walker(doc, env, report, { valueRanges, keyRanges, scalars, fromEnv });
+      value = walker.toValue(doc.contents as Node | null, []);
+    }
+  }
+
+  const locate = (path: Path, opts?: { key?: boolean }): Span => {
+    for (let n = path.length; n >= 0; n--) {
+      const k = pathKey(path.slice(0, n));
+      const r = (opts?.key && n === path.length ? keyRanges.get(k) : undefined) ?? valueRanges.get(k) ?? keyRanges.get(k);
+      if (r) return span(r[0], r[1]);
+    }
+    return span(0, 0);
+  };
+  return { file, source, value, diagnostics, locate, scalarInfo: (p) => scalars.get(pathKey(p)), fromEnv };
+}
+
+/** yaml's messages end with a code frame of their own; keep the first line, ours adds the frame. */
+function yamlMessage(message: string): string {
+  return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+}
+
+type Report = (code: DiagnosticCode, message: string, from: number, to: number) => void;
+
+class Walker {
+  private expanded = 0;
+  private aliases = 0;
+  private bombReported = false;
+
+  private readonly doc: Document.Parsed;
+  private readonly env: Readonly<Record<string, string | undefined>>;
+  private readonly report: Report;
+  private readonly valueRanges: Map<string, [number, number]>;
+  private readonly keyRanges: Map<string, [number, number]>;
+  private readonly scalars: Map<string, ScalarInfo>;
+  private readonly fromEnv: Set<string>;
+
+  constructor(
+    doc: Document.Parsed,
+    env: Readonly<Record<string, string | undefined>>,
+    report: Report,
+    maps: { valueRanges: Map<string, [number, number]>; keyRanges: Map<string, [number, number]>; scalars: Map<string, ScalarInfo>; fromEnv: Set<string> },
+  ) {
+    this.doc = doc;
+    this.env = env;
+    this.report = report;
+    this.valueRanges = maps.valueRanges;
+    this.keyRanges = maps.keyRanges;
+    this.scalars = maps.scalars;
+    this.fromEnv = maps.fromEnv;
+  }
+
+  toValue(node: Node | null | undefined, path: (string | number)[], aliasFrom?: [number, number]): unknown {
+    if (node == null) return null;
+    const range = aliasFrom ?? (node.range ? [node.range[0], node.range[1]] as [number, number] : undefined);
+    if (aliasFrom && ++this.expanded > MAX_EXPANDED_NODES) return this.bomb(aliasFrom);
+    if (range) this.valueRanges.set(pathKey(path), range);
+    if (isAlias(node)) {
+      if (++this.aliases > MAX_ALIASES) return this.bomb(range ?? [0, 0]);
+      const target = node.resolve(this.doc);
+      return this.toValue(target as Node | undefined, path, range ?? [0, 0]);
+    }
+    if (isMap(node)) {
+      const out: Record<string, unknown> = {};
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const keyNode = pair.key as Node | null;
+        const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+        if (key === '<<') {
+          // Merge key: copy the aliased mapping's entries under this mapping.
+          const merged = this.toValue(pair.value as Node, path, aliasFrom);
+          if (merged && typeof merged === 'object' && !Array.isArray(merged)) {
+            for (const [k, v] of Object.entries(merged)) if (!(k in out)) out[k] = v;
+          }
+          continue;
+        }
+        const child = [...path, key];
+        const kr = aliasFrom ?? (keyNode?.range ? [keyNode.range[0], keyNode.range[1]] as [number, number] : undefined);
+        if (kr) this.keyRanges.set(pathKey(child), kr);
+        out[key] = this.toValue(pair.value as Node | null, child, aliasFrom);
+        if (pair.value == null && kr) this.valueRanges.set(pathKey(child), kr);
+      }
+      return out;
+    }
+    if (isSeq(node)) return node.items.map((item, i) => this.toValue(item as Node, [...path, i], aliasFrom));
+    if (isScalar(node)) return this.scalar(node, path, aliasFrom);
+    return null;
+  }
+
+  private bomb(range: [number, number]): null {
+    if (!this.bombReported) {
+      this.bombReported = true;
+      this.report('alias-limit', `aliases expand to more than ${MAX_EXPANDED_NODES} nodes or ${MAX_ALIASES} references; write the values out`, range[0], range[1]);
+    }
+    return null;
+  }
+
+  private scalar(node: Scalar, path: (string | number)[], aliasFrom?: [number, number]): unknown {
+    const key = pathKey(path);
+    if (!aliasFrom && node.range) {
+      const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
+      this.scalars.set(key, { start: node.range[0] + (quoted ? 1 : 0), end: node.range[1], type: node.type });
+    }
+    const v = node.value;
+    if (typeof v !== 'string' || !v.includes('$')) return v;
+    const result = interpolate(v, this.env);
+    if (result.unset.length > 0) {
+      const r = aliasFrom ?? node.range ?? [0, 0];
+      for (const name of result.unset) {
+        this.report('env-unset', `environment variable ${name} is not set and has no default: export it or write \${${name}:-default}`, r[0], r[1]);
+      }
+    }
+    if (result.usedEnv) this.fromEnv.add(key);
+    // A plain scalar that was only a reference takes the type its text has (port: ${PORT:-8080} is a number).
+    if (result.whole && node.type === Scalar.PLAIN) return coerceScalar(result.text);
+    return result.text;
+  }
+}
+
+const REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+export interface Interpolated {
+  text: string;
+  /** True when some part of the text came from the environment (not from a default). */
+  usedEnv: boolean;
+  /** True when the whole value was one `${...}` reference. */
+  whole: boolean;
+  unset: string[];
+}
+
+export function interpolate(text: string, env: Readonly<Record<string, string | undefined>>): Interpolated {
+  let usedEnv = false;
+  const unset: string[] = [];
+  let refs = 0;
+  const out = text.replace(REF, (match, name: string | undefined, fallback: string | undefined) => {
+    if (match === '$${') return '${';
+    refs++;
+    const set = env[name!];
+    if (set !== undefined && set !== '') {
+      usedEnv = true;
+      return set;
+    }
+    if (fallback !== undefined) return fallback;
+    unset.push(name!);
+    return '';
+  });
+  const whole = refs === 1 && /^\$\{[^}]*\}$/.test(text);
+  return { text: out, usedEnv, whole, unset };
+}
+
+function coerceScalar(text: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (text === 'true' || text === 'false') return text === 'true';
+  if (text === 'null' || text === '~') return null;
+  return text;
+}

@@ -1,0 +1,534 @@
+/**
+ * Validation: one diagnostic list from four kinds of check: YAML syntax, schema (per stage
+ * type, chosen by `type`), the wiring graph, and facts about the outside world (API limits,
+ * literal credentials, memory bounds). On success it also yields the normalised spec the
+ * runtime builds from (defaults applied, durations in ms, sizes in bytes).
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { TSchema } from '@sinclair/typebox';
+import addFormats from 'ajv-formats';
+import { compile, ExprError } from '../expr/index.ts';
+import { compileTemplate, TemplateError } from '../runtime/template.ts';
+import type { CheckReport, StageDefinition, StageKind } from '../stages/define.ts';
+import { definitions } from '../stages/registry.ts';
+import { type Diagnostic, type DiagnosticCode, hasErrors, type Severity, type Span } from './diagnostics.ts';
+import { type LoadedSpec, loadSpec, type Path, pathKey } from './load.ts';
+import { RuntimeSettings, SECTION_KIND, type Section, stageSchema, topLevelSchema } from './schema.ts';
+import { sluiceKind } from './types.ts';
+import { parseDuration, parseSize } from './units.ts';
+
+export interface StageSpec {
+  name: string;
+  kind: StageKind;
+  type: string;
+  def: StageDefinition;
+  /** The stage's own options, normalised (defaults, ms, bytes). */
+  options: Record<string, unknown>;
+  from: string[];
+  onError: 'continue' | 'stop';
+  retry: { max_attempts: number; backoff: number; max_backoff: number };
+  buffer: { max_records?: number; max_bytes?: number; max_age?: number };
+  maxInFlight: number;
+}
+
+export interface RuntimeSpec {
+  channel_capacity: number;
+  batch_size: number;
+  shutdown_timeout: number;
+  checkpoint_interval: number;
+}
+
+export interface PipelineSpec {
+  file: string;
+  name: string;
+  runtime: RuntimeSpec;
+  stages: StageSpec[];
+}
+
+export interface ValidationResult {
+  diagnostics: Diagnostic[];
+  spec: PipelineSpec | undefined;
+  loaded: LoadedSpec;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: false });
+addFormats.default(ajv);
+const validators = new Map<TSchema, ValidateFunction>();
+const validatorFor = (schema: TSchema): ValidateFunction => {
+  let v = validators.get(schema);
+  if (!v) {
+    v = ajv.compile(schema);
+    validators.set(schema, v);
+  }
+  return v;
+};
+const stageSchemas = new Map<StageDefinition, TSchema>();
+const schemaOf = (def: StageDefinition): TSchema => {
+  let s = stageSchemas.get(def);
+  if (!s) {
+    s = stageSchema(def);
+    stageSchemas.set(def, s);
+  }
+  return s;
+};
+
+export function validateText(
+  file: string,
+  source: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ValidationResult {
+  const loaded = loadSpec(file, source, env);
+  const v = new Validator(loaded);
+  try {
+    v.run();
+  } catch (err) {
+    // A bug of ours must still surface as a diagnostic, not a stack trace.
+    v.report([], 'yaml-syntax', `internal error while validating: ${(err as Error).message}`);
+  }
+  const diagnostics = [...loaded.diagnostics, ...v.diagnostics].sort((a, b) => a.line - b.line || a.column - b.column);
+  return { diagnostics, loaded, spec: hasErrors(diagnostics) ? undefined : v.spec };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+class Validator {
+  readonly diagnostics: Diagnostic[] = [];
+  spec: PipelineSpec | undefined;
+  private readonly loaded: LoadedSpec;
+
+  constructor(loaded: LoadedSpec) {
+    this.loaded = loaded;
+  }
+
+  report(path: Path, code: DiagnosticCode, message: string, opts?: { key?: boolean; severity?: Severity; span?: Span }): void {
+    const span = opts?.span ?? this.loaded.locate(path, { key: opts?.key });
+    this.diagnostics.push({ file: this.loaded.file, severity: opts?.severity ?? 'error', code, message, ...span });
+  }
+
+  run(): void {
+    const root = this.loaded.value;
+    if (this.loaded.diagnostics.some((d) => d.severity === 'error') && root === undefined) return;
+    if (!isObj(root)) {
+      this.report([], 'schema-type', 'a spec is a mapping with `version`, `name`, `sources` and `sinks`');
+      return;
+    }
+    this.checkSchema(topLevelSchema(), root, []);
+    const runtime = isObj(root.runtime) ? root.runtime : {};
+    const stages: StageSpec[] = [];
+    const seen = new Map<string, Section>();
+    for (const section of Object.keys(SECTION_KIND) as Section[]) {
+      const entries = root[section];
+      if (!isObj(entries)) continue;
+      for (const [name, raw] of Object.entries(entries)) {
+        const other = seen.get(name);
+        if (other) {
+          this.report([section, name], 'duplicate-name', `the name '${name}' is already used in ${other}: stage names are unique across sections`, { key: true });
+        }
+        seen.set(name, section);
+        const stage = this.checkStage(section, name, raw);
+        if (stage) stages.push(stage);
+      }
+    }
+    this.checkGraph(stages);
+    const runtimeValue = this.normalise(RuntimeSettings, withDefaults(RuntimeSettings, runtime)) as unknown as RuntimeSpec;
+    this.spec = { file: this.loaded.file, name: String(root.name), runtime: runtimeValue, stages };
+  }
+
+  // ------------------------------------------------------------ schema
+
+  private checkSchema(schema: TSchema, value: unknown, base: Path, stageType?: string): boolean {
+    const validate = validatorFor(schema);
+    if (validate(value)) return true;
+    for (const e of pruneErrors(validate.errors ?? [])) this.schemaError(e, schema, base, stageType);
+    return false;
+  }
+
+  private schemaError(e: ErrorObject, root: TSchema, base: Path, stageType?: string): void {
+    const path = [...base, ...pointerToPath(e.instancePath)];
+    const where = stageType ? `${stageType}` : 'the spec';
+    const sub = schemaAt(root, pointerToPath(e.instancePath));
+    const kind = sub ? sluiceKind(sub) : undefined;
+    const tainted = this.loaded.fromEnv.has(pathKey(path));
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const key = String((e.params as { additionalProperty: string }).additionalProperty);
+        const known = Object.keys((sub as { properties?: Obj } | undefined)?.properties ?? {});
+        const hint = didYouMean(key, known);
+        const secret = /secret|password|access_key/i.test(key) ? '; credentials come from the environment (AWS SDK chain, ${VAR})' : '';
+        this.report([...path, key], secret ? 'literal-credential' : 'unknown-key',
+          `unknown key '${key}' in ${where}${hint ? `: did you mean '${hint}'?` : `; known keys: ${known.join(', ')}`}${secret}`, { key: true });
+        return;
+      }
+      case 'required': {
+        const missing = String((e.params as { missingProperty: string }).missingProperty);
+        this.report(path, 'schema-required', `missing required key '${missing}' in ${where}`, { key: true });
+        return;
+      }
+      case 'type':
+        this.report(path, 'schema-type', `${describe(path)} must be ${(e.params as { type: string }).type}`);
+        return;
+      case 'pattern':
+        if (kind === 'duration') {
+          this.report(path, 'invalid-duration', `${describe(path)}: ${tainted ? 'the value' : `'${String(valueAt(this.loaded.value, path))}'`} is not a duration: write a number and a unit, e.g. 500ms, 60s, 5m, 24h`);
+          return;
+        }
+        if (kind === 'size') {
+          this.report(path, 'invalid-size', `${describe(path)}: ${tainted ? 'the value' : `'${String(valueAt(this.loaded.value, path))}'`} is not a size: write a number and a unit, e.g. 256KiB, 5MiB, 1GB`);
+          return;
+        }
+        this.report(path, 'schema-value', `${describe(path)} must match ${(e.params as { pattern: string }).pattern}`);
+        return;
+      case 'const':
+      case 'enum': {
+        const allowed = e.keyword === 'const' ? [(e.params as { allowedValue: unknown }).allowedValue] : (e.params as { allowedValues: unknown[] }).allowedValues;
+        const actual = valueAt(this.loaded.value, path);
+        const hint = typeof actual === 'string' && !tainted ? didYouMean(actual, allowed.map(String)) : undefined;
+        this.report(path, 'schema-value', `${describe(path)} must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')}${hint ? ` (did you mean '${hint}'?)` : ''}`);
+        return;
+      }
+      default:
+        this.report(path, 'schema-value', `${describe(path)} ${e.message ?? 'is invalid'}`);
+    }
+  }
+
+  // ------------------------------------------------------------ stages
+
+  private checkStage(section: Section, name: string, raw: unknown): StageSpec | undefined {
+    const kind = SECTION_KIND[section];
+    const base: Path = [section, name];
+    if (!isObj(raw)) {
+      this.report(base, 'schema-type', `${kind} '${name}' must be a mapping with at least a 'type'`);
+      return undefined;
+    }
+    if (kind === 'sink' && raw.from === undefined) {
+      this.report(base, 'sink-no-input', `sink '${name}' reads from nothing: add from: [<source or transform>]`, { key: true });
+    }
+    if (typeof raw.type !== 'string') {
+      this.report(raw.type === undefined ? base : [...base, 'type'], raw.type === undefined ? 'schema-required' : 'schema-type',
+        `${kind} '${name}' needs a 'type': one of ${typesOf(kind).join(', ')}`, { key: raw.type === undefined });
+      return undefined;
+    }
+    const def = definitions.find((d) => d.kind === kind && d.type === raw.type);
+    if (!def) {
+      const elsewhere = definitions.find((d) => d.type === raw.type);
+      const hint = didYouMean(raw.type, typesOf(kind));
+      const msg = elsewhere
+        ? `'${raw.type}' is a ${elsewhere.kind} type, not a ${kind} type; move it to ${elsewhere.kind}s`
+        : `unknown ${kind} type '${raw.type}'${hint ? `: did you mean '${hint}'?` : ''}; ${kind} types: ${typesOf(kind).join(', ')}`;
+      this.report([...base, 'type'], 'unknown-stage-type', msg);
+      return undefined;
+    }
+    const schema = schemaOf(def);
+    const ok = this.checkSchema(schema, raw, base, `${kind} '${name}' (${def.type})`);
+    this.checkSpecial(schema, raw, base);
+    this.checkCredentials(raw, base);
+    if (!ok) return undefined;
+    const normal = this.normalise(schema, raw) as Obj;
+    const { type: _t, from, on_error, retry, buffer, max_in_flight, ...options } = normal;
+    const report: CheckReport = (path, code, message, severity) => this.report([...base, ...path], code, message, { severity });
+    try {
+      def.check?.(options as never, report);
+    } catch (err) {
+      this.report(base, 'schema-value', `could not check ${def.type} options: ${(err as Error).message}`);
+    }
+    if (def.kind === 'sink') this.checkBatching(def, options, buffer as Obj | undefined, base);
+    return {
+      name,
+      kind,
+      type: def.type,
+      def,
+      options,
+      from: (from as string[] | undefined) ?? [],
+      onError: (on_error as 'continue' | 'stop' | undefined) ?? 'continue',
+      retry: (retry as StageSpec['retry'] | undefined) ?? { max_attempts: 5, backoff: 200, max_backoff: 30_000 },
+      buffer: (buffer as StageSpec['buffer'] | undefined) ?? {},
+      maxInFlight: (max_in_flight as number | undefined) ?? 4,
+    };
+  }
+
+  /** Expressions compile, templates name known fields, secrets come from the environment. */
+  private checkSpecial(schema: TSchema, value: unknown, base: Path): void {
+    walkSchema(schema, value, base, (sub, v, path) => {
+      const kind = sluiceKind(sub);
+      if (typeof v !== 'string' || !kind) return;
+      const tainted = this.loaded.fromEnv.has(pathKey(path));
+      if (kind === 'expr') {
+        try {
+          compile(v);
+        } catch (err) {
+          if (!(err instanceof ExprError)) throw err;
+          const span = this.innerSpan(path, v, err.offset, Math.max(1, err.length));
+          this.report(path, 'expr-syntax', tainted ? 'the expression from the environment does not compile' : `expression does not compile: ${err.message}`, { span });
+        }
+      } else if (kind === 'template') {
+        try {
+          compileTemplate(v);
+        } catch (err) {
+          if (!(err instanceof TemplateError)) throw err;
+          this.report(path, 'invalid-template', err.message, { span: this.innerSpan(path, v, err.offset, err.length) });
+        }
+      } else if (kind === 'env-secret') {
+        if (!tainted && /^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v)) {
+          this.report(path, 'literal-credential', 'this URL holds a password: write ${MYSQL_URL} (or another variable) and export the URL in the environment');
+        }
+      }
+    });
+  }
+
+  /** Literal AWS keys or passwords anywhere in a stage are errors: they belong in the environment. */
+  private checkCredentials(value: unknown, base: Path): void {
+    const visit = (v: unknown, path: Path): void => {
+      if (typeof v === 'string') {
+        if (this.loaded.fromEnv.has(pathKey(path))) return;
+        if (/\b(AKIA|ASIA)[0-9A-Z]{16}\b/.test(v)) {
+          this.report(path, 'literal-credential', 'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)');
+        } else if (/^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v) && !/^\$\{/.test(v)) {
+          this.report(path, 'literal-credential', 'this URL holds a password: move the URL to an environment variable and write ${VAR}');
+        }
+      } else if (Array.isArray(v)) v.forEach((x, i) => visit(x, [...path, i]));
+      else if (isObj(v)) for (const [k, x] of Object.entries(v)) visit(x, [...path, k]);
+    };
+    visit(value, base);
+  }
+
+  private checkBatching(def: StageDefinition & { kind: 'sink' }, options: Obj, buffer: Obj | undefined, base: Path): void {
+    const policy = typeof def.batching === 'function' ? def.batching(options as never) : def.batching;
+    const limits = policy.limits;
+    if (!limits || !buffer) return;
+    if (limits.max_records !== undefined && typeof buffer.max_records === 'number' && buffer.max_records > limits.max_records) {
+      this.report([...base, 'buffer', 'max_records'], 'aws-limit', `${def.type} accepts at most ${limits.max_records} records per request; set buffer.max_records to ${limits.max_records} or less`);
+    }
+    if (limits.max_bytes !== undefined && typeof buffer.max_bytes === 'number' && buffer.max_bytes > limits.max_bytes) {
+      this.report([...base, 'buffer', 'max_bytes'], 'aws-limit', `${def.type} accepts at most ${limits.max_bytes} bytes per request; lower buffer.max_bytes`);
+    }
+  }
+
+  /** Maps an offset inside a scalar's value to a span in the file. */
+  private innerSpan(path: Path, value: string, offset: number, length: number): Span | undefined {
+    const info = this.loaded.scalarInfo(path);
+    if (!info || this.loaded.fromEnv.has(pathKey(path))) return undefined;
+    const raw = this.loaded.source.slice(info.start, info.end);
+    let at: number;
+    if (raw.startsWith(value)) at = info.start + offset;
+    else {
+      // Block scalars and escaped strings: find the line of the value that holds the offset.
+      const before = value.slice(0, offset);
+      const lineIdx = before.split('\n').length - 1;
+      const col = offset - (before.lastIndexOf('\n') + 1);
+      const lineText = value.split('\n')[lineIdx] ?? '';
+      const found = lineText ? raw.indexOf(lineText) : -1;
+      at = found >= 0 ? info.start + found + col : info.start;
+    }
+    const a = toLineCol(this.loaded.source, at);
+    const b = toLineCol(this.loaded.source, at + length);
+    return { line: a.line, column: a.col, endLine: b.line, endColumn: b.col };
+  }
+
+  // ------------------------------------------------------------ graph
+
+  private checkGraph(stages: StageSpec[]): void {
+    const byName = new Map(stages.map((s) => [s.name, s]));
+    const root = this.loaded.value as Obj;
+    const allNames = new Set<string>();
+    for (const section of Object.keys(SECTION_KIND)) if (isObj(root[section])) for (const n of Object.keys(root[section] as Obj)) allNames.add(n);
+    const readers = new Map<string, number>();
+    for (const s of stages) {
+      s.from.forEach((input, i) => {
+        const [target, port] = input.split('.');
+        const path = [`${s.kind}s`, s.name, 'from', i];
+        const t = byName.get(target);
+        if (!allNames.has(target)) {
+          const hint = didYouMean(target, [...allNames]);
+          this.report(path, 'unknown-input', `'${input}' is not an output of this pipeline${hint ? `: did you mean '${hint}${port ? `.${port}` : ''}'?` : ''}`);
+        } else if (t?.kind === 'sink' && port !== 'errors') {
+          this.report(path, 'unknown-input', `'${target}' is a sink: only its error output '${target}.errors' can be read`);
+        } else if (port === undefined) {
+          readers.set(target, (readers.get(target) ?? 0) + 1);
+        }
+      });
+    }
+    for (const s of stages) {
+      if (s.kind !== 'sink' && !readers.get(s.name)) {
+        this.report([`${s.kind}s`, s.name], 'unused-output', `nothing reads the output of ${s.kind} '${s.name}': wire it into a sink's from, or remove it`, { key: true, severity: 'warning' });
+      }
+    }
+    const cycle = findCycle(stages);
+    if (cycle) {
+      const first = byName.get(cycle[0])!;
+      this.report([`${first.kind}s`, first.name, 'from'], 'cycle', `stages feed each other in a loop: ${cycle.join(' → ')} → ${cycle[0]}`);
+    }
+  }
+
+  // ------------------------------------------------------------ normalise
+
+  /** Copies `value`, turning durations into ms and sizes into bytes, as the schema marks them. */
+  normalise(schema: TSchema, value: unknown): unknown {
+    const copy = structuredClone(value);
+    walkSchema(schema, copy, [], (sub, v, path) => {
+      const kind = sluiceKind(sub);
+      if (typeof v !== 'string' || (kind !== 'duration' && kind !== 'size')) return;
+      const n = kind === 'duration' ? parseDuration(v) : parseSize(v);
+      setAt(copy, path, n);
+    });
+    return copy;
+  }
+}
+
+// ------------------------------------------------------------ helpers
+
+function typesOf(kind: StageKind): string[] {
+  return definitions.filter((d) => d.kind === kind).map((d) => d.type);
+}
+
+function withDefaults(schema: TSchema, value: Obj): Obj {
+  const copy = structuredClone(value);
+  validatorFor(schema)(copy);
+  return copy;
+}
+
+function pointerToPath(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+}
+
+function describe(path: Path): string {
+  const last = path.slice(2).join('.');
+  return last ? `'${last}'` : 'the value';
+}
+
+function valueAt(root: unknown, path: Path): unknown {
+  let v = root;
+  for (const p of path) v = isObj(v) || Array.isArray(v) ? (v as Obj)[p as string] : undefined;
+  return v;
+}
+
+function setAt(root: unknown, path: Path, value: unknown): void {
+  let v = root as Obj;
+  for (const p of path.slice(0, -1)) v = v[p as string] as Obj;
+  v[path[path.length - 1] as string] = value;
+}
+
+/** The sub-schema at a value path (objects, arrays, unions); undefined when it cannot tell. */
+function schemaAt(schema: TSchema, path: Path): TSchema | undefined {
+  let s: TSchema | undefined = schema;
+  for (const p of path) {
+    if (!s) return undefined;
+    if (typeof p === 'number') s = s.items as TSchema | undefined;
+    else s = (s.properties as Record<string, TSchema> | undefined)?.[p];
+  }
+  return s;
+}
+
+/** Visits each value that has a schema with properties/items, calling `fn` for every leaf schema. */
+function walkSchema(schema: TSchema, value: unknown, path: Path, fn: (s: TSchema, v: unknown, p: Path) => void): void {
+  fn(schema, value, path);
+  if (isObj(value) && schema.properties) {
+    for (const [k, sub] of Object.entries(schema.properties as Record<string, TSchema>)) {
+      if (k in value) walkSchema(sub, value[k], [...path, k], fn);
+    }
+  } else if (Array.isArray(value) && schema.items && !Array.isArray(schema.items)) {
+    value.forEach((v, i) => walkSchema(schema.items as TSchema, v, [...path, i], fn));
+  }
+  for (const alt of (schema.anyOf ?? schema.oneOf ?? []) as TSchema[]) {
+    if (alt.properties || alt.items || sluiceKind(alt)) walkSchema(alt, value, path, fn);
+  }
+}
+
+/** Ajv reports every branch of a union; keep the most useful errors, one per path and keyword. */
+function pruneErrors(errors: ErrorObject[]): ErrorObject[] {
+  const seen = new Set<string>();
+  const out: ErrorObject[] = [];
+  const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  for (const e of errors) {
+    if (e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    // Within a union of literals, report one `enum`-like error instead of one per branch.
+    if (unionPaths.has(e.instancePath) && e.keyword === 'const') {
+      const key = `${e.instancePath}|union`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const allowed = errors.filter((x) => x.instancePath === e.instancePath && x.keyword === 'const').map((x) => (x.params as { allowedValue: unknown }).allowedValue);
+      out.push({ ...e, keyword: 'enum', params: { allowedValues: allowed } });
+      continue;
+    }
+    const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(e);
+  }
+  return out;
+}
+
+function findCycle(stages: StageSpec[]): string[] | undefined {
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    const st = state.get(name);
+    if (st === 2) return undefined;
+    if (st === 1) return stack.slice(stack.indexOf(name));
+    state.set(name, 1);
+    stack.push(name);
+    for (const input of byName.get(name)?.from ?? []) {
+      const target = input.split('.')[0];
+      if (byName.has(target)) {
+        const c = visit(target);
+        if (c) return c;
+      }
+    }
+    stack.pop();
+    state.set(name, 2);
+    return undefined;
+  };
+  for (const s of stages) {
+    const c = visit(s.name);
+    if (c) return c.reverse();
+  }
+  return undefined;
+}
+
+export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = levenshtein(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  if (a.length > 64 || b.length > 64) return 99;
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+
+function toLineCol(source: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < source.length; i++) {
+    if (source.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, col: offset - lineStart + 1 };
+}
+
+export { loadSpec };

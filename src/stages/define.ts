@@ -1,0 +1,170 @@
+/**
+ * The stage contract. A stage type is one module exporting `defineStage({...})`: its type
+ * name, kind, option schema (TypeBox: the same object gives the TypeScript type and the JSON
+ * Schema), and a factory. The runtime knows no stage by name.
+ */
+import type { Static, TObject, TProperties } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import type { SluiceRecord, RecordInit } from '../runtime/record.ts';
+import type { StageMetrics } from '../runtime/metrics.ts';
+import type { Span } from '../spec/diagnostics.ts';
+import type { CheckpointScope } from '../runtime/checkpoint.ts';
+
+export type StageKind = 'source' | 'transform' | 'sink';
+
+/** Passed to every factory. */
+export interface StageContext {
+  /** The stage's name in the spec. */
+  name: string;
+  pipeline: string;
+  log: Logger;
+  metrics: StageMetrics;
+  /** Directory for this pipeline's local state (checkpoints, temp files). */
+  stateDir: string;
+}
+
+// ---------------------------------------------------------------- sources
+
+export interface SourceContext {
+  /** Aborted when the pipeline stops: stop reading, return from `run`. */
+  signal: AbortSignal;
+  /**
+   * Hands a batch downstream. Resolves once the first channel accepted it, so a full pipeline
+   * makes the source wait (backpressure). `onAck` runs once every record is durable in all
+   * sinks, dropped on purpose, or handled by an error output; with an error if any copy failed.
+   */
+  emit(records: RecordInit[], onAck?: (error?: Error) => void): Promise<void>;
+  /** Routes input that cannot become a record (malformed line, undecodable data) to `<source>.errors`. */
+  fail(input: RecordInit, reason: string, onAck?: (error?: Error) => void): Promise<void>;
+  /** This source's slice of the pipeline's checkpoint store. */
+  checkpoints: CheckpointScope;
+}
+
+export interface Source {
+  /** Reads until the input ends (finite sources) or `ctx.signal` aborts; then resolves. */
+  run(ctx: SourceContext): Promise<void>;
+  /** Releases clients after `run` returned and every ack is in. */
+  close?(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- transforms
+
+/** Collects what a transform does with each record of a batch. */
+export interface TransformOutput {
+  push(record: SluiceRecord): void;
+  /** Removed on purpose (filtered); acked at once and counted. */
+  drop(record: SluiceRecord): void;
+  /** Removed as a duplicate; acked at once and counted. */
+  duplicate(record: SluiceRecord): void;
+  /** Could not be processed: goes to `<stage>.errors` with the reason. */
+  fail(record: SluiceRecord, reason: string): void;
+}
+
+export interface Transform {
+  process(records: SluiceRecord[], out: TransformOutput): void | Promise<void>;
+  close?(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- sinks
+
+/** One flush of a sink buffer. */
+export interface SinkBatch {
+  records: SluiceRecord[];
+  /** The partition all records share, when the sink buffers by partition. */
+  partition: string | undefined;
+  /** When the buffer opened, epoch ms (for `{batch_start}`). */
+  startedAt: number;
+  bytes: number;
+  /** Sequence number of this flush within the sink, for unique names. */
+  seq: number;
+}
+
+export interface RecordFailure {
+  /** Index into `batch.records`. */
+  index: number;
+  reason: string;
+  /** False when retrying cannot help (a row the database rejects): goes straight to the error output. */
+  retryable: boolean;
+}
+
+/** Returned by `write`: nothing, or the records that did not make it. Throwing fails the whole batch. */
+export type WriteResult = undefined | { failed: RecordFailure[] };
+
+export interface Sink {
+  /** Resolves once the batch is durable. */
+  write(batch: SinkBatch): Promise<WriteResult>;
+  /** Called once at start, before any write (connect, check the table exists). */
+  open?(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** How the runtime buffers records for a sink before calling `write`. */
+export interface Batching {
+  max_records: number;
+  max_bytes: number;
+  max_age: number;
+}
+
+export interface SinkBatchingPolicy {
+  defaults: Batching;
+  /** Hard limits of the destination API (checked at validation, enforced at run time). */
+  limits?: Partial<Pick<Batching, 'max_records' | 'max_bytes'>> & { max_record_bytes?: number };
+  /** Buffers are kept per record partition (file and object sinks). */
+  byPartition?: boolean;
+}
+
+// ---------------------------------------------------------------- definitions
+
+/** Reports a static problem at an option path (e.g. ['buffer', 'max_records']). */
+export type CheckReport = (
+  path: readonly (string | number)[],
+  code: 'aws-limit' | 'literal-credential' | 'dedup-memory' | 'insecure-setting' | 'schema-value',
+  message: string,
+  severity?: 'error' | 'warning',
+) => void;
+
+interface Common<K extends StageKind, P extends TProperties> {
+  type: string;
+  kind: K;
+  /** One paragraph for docs and `sluice schema`. */
+  description: string;
+  options: TObject<P>;
+  /** Static checks beyond the schema: API limits, memory bounds, insecure settings. */
+  check?(options: Static<TObject<P>>, report: CheckReport, span?: Span): void;
+}
+
+export interface SourceDefinition<P extends TProperties = TProperties> extends Common<'source', P> {
+  create(options: Static<TObject<P>>, ctx: StageContext): Source;
+}
+export interface TransformDefinition<P extends TProperties = TProperties> extends Common<'transform', P> {
+  create(options: Static<TObject<P>>, ctx: StageContext): Transform;
+}
+export interface SinkDefinition<P extends TProperties = TProperties> extends Common<'sink', P> {
+  batching: SinkBatchingPolicy | ((options: Static<TObject<P>>) => SinkBatchingPolicy);
+  create(options: Static<TObject<P>>, ctx: StageContext): Sink;
+}
+
+export type StageDefinition = SourceDefinition | TransformDefinition | SinkDefinition;
+
+/** Identity helpers that keep each stage file's option types precise. */
+export const defineSource = <P extends TProperties>(d: SourceDefinition<P>): SourceDefinition<P> => d;
+export const defineTransform = <P extends TProperties>(d: TransformDefinition<P>): TransformDefinition<P> => d;
+export const defineSink = <P extends TProperties>(d: SinkDefinition<P>): SinkDefinition<P> => d;
+
+/** Thrown by factories of stage types whose behaviour has not landed yet: fails at run, never at validate. */
+export class NotImplementedError extends Error {
+  constructor(type: string, kind: StageKind) {
+    super(`the ${kind} type '${type}' validates but cannot run yet in this version of sluice`);
+    this.name = 'NotImplementedError';
+  }
+}
+
+/** An error a stage raises on purpose; `retryable: false` sends records straight to the error output. */
+export class StageError extends Error {
+  readonly retryable: boolean;
+  constructor(message: string, opts?: { retryable?: boolean; cause?: unknown }) {
+    super(message, { cause: opts?.cause });
+    this.name = 'StageError';
+    this.retryable = opts?.retryable ?? true;
+  }
+}

@@ -1,0 +1,39 @@
+/** Every stage type sluice knows. Adding a stage: one file, one line here. */
+import type { StageDefinition } from './define.ts';
+import { fileSink } from './sinks/file.ts';
+import { firehoseSink } from './sinks/firehose.ts';
+import { kafkaSink } from './sinks/kafka.ts';
+import { kinesisSink } from './sinks/kinesis.ts';
+import { mysqlSink } from './sinks/mysql.ts';
+import { s3Sink } from './sinks/s3.ts';
+import { snsSink } from './sinks/sns.ts';
+import { stdoutSink } from './sinks/stdout.ts';
+import { fileSource } from './sources/file.ts';
+import { generateSource } from './sources/generate.ts';
+import { kafkaSource } from './sources/kafka.ts';
+import { kinesisSource } from './sources/kinesis.ts';
+import { snsSource } from './sources/sns.ts';
+import { dedupTransform } from './transforms/dedup.ts';
+import { enrichTransform } from './transforms/enrich.ts';
+import { filterTransform } from './transforms/filter.ts';
+import { partitionTransform } from './transforms/partition.ts';
+
+export const definitions: readonly StageDefinition[] = [
+  generateSource,
+  fileSource,
+  kinesisSource,
+  snsSource,
+  kafkaSource,
+  enrichTransform,
+  filterTransform,
+  dedupTransform,
+  partitionTransform,
+  stdoutSink,
+  fileSink,
+  s3Sink,
+  mysqlSink,
+  kinesisSink,
+  firehoseSink,
+  snsSink,
+  kafkaSink,
+] as unknown as readonly StageDefinition[];
