@@ -9,6 +9,7 @@ export class AckGroup {
   private pending: number;
   private failure: Error | undefined;
   private readonly onSettle: AckCallback | undefined;
+  private failureListeners: (() => void)[] | undefined;
 
   constructor(count: number, onSettle?: AckCallback) {
     this.pending = count;
@@ -33,11 +34,17 @@ export class AckGroup {
     this.resolve(n);
   }
 
+  /** Runs `fn` if the group settles as failed (dedup forgets keys whose records never became durable). */
+  onFailure(fn: () => void): void {
+    (this.failureListeners ??= []).push(fn);
+  }
+
   get settled(): boolean {
     return this.pending <= 0;
   }
 
   private settle(): void {
+    if (this.failure && this.failureListeners) for (const fn of this.failureListeners) fn();
     this.onSettle?.(this.failure);
   }
 }

@@ -76,6 +76,11 @@ export class StageMetrics {
     this.bytesOut += bytes;
   }
 
+  /** Bytes a sink wrote (encoded, compressed): what left the process. */
+  wrote(bytes: number): void {
+    this.bytesOut += bytes;
+  }
+
   failed(reason: string, n = 1): void {
     this.errors += n;
     const sample = { at: Date.now(), stage: this.name, reason };

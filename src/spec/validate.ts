@@ -427,9 +427,13 @@ function schemaAt(schema: TSchema, path: Path): TSchema | undefined {
 /** Visits each value that has a schema with properties/items, calling `fn` for every leaf schema. */
 function walkSchema(schema: TSchema, value: unknown, path: Path, fn: (s: TSchema, v: unknown, p: Path) => void): void {
   fn(schema, value, path);
-  if (isObj(value) && schema.properties) {
-    for (const [k, sub] of Object.entries(schema.properties as Record<string, TSchema>)) {
-      if (k in value) walkSchema(sub, value[k], [...path, k], fn);
+  if (isObj(value) && (schema.properties || schema.patternProperties)) {
+    const props = (schema.properties ?? {}) as Record<string, TSchema>;
+    // Type.Record: every key shares one value schema.
+    const each = Object.values((schema.patternProperties ?? {}) as Record<string, TSchema>)[0];
+    for (const [k, v] of Object.entries(value)) {
+      const sub = props[k] ?? each;
+      if (sub) walkSchema(sub, v, [...path, k], fn);
     }
   } else if (Array.isArray(value) && schema.items && !Array.isArray(schema.items)) {
     value.forEach((v, i) => walkSchema(schema.items as TSchema, v, [...path, i], fn));

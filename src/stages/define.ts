@@ -21,6 +21,8 @@ export interface StageContext {
   metrics: StageMetrics;
   /** Directory for this pipeline's local state (checkpoints, temp files). */
   stateDir: string;
+  /** Records per batch for sources that choose their own batch size (runtime.batch_size). */
+  batchSize?: number;
 }
 
 // ---------------------------------------------------------------- sources

@@ -1,40 +1,554 @@
-/** `sns` source: an HTTP endpoint for SNS subscriptions with signature verification. */
+/**
+ * `sns` source: an HTTP endpoint SNS delivers to. Every message's signature is verified
+ * (unless `verify: false`), its topic checked against the allow-list, and the POST answered
+ * 200 only once its records are durable downstream, so SNS redelivers anything not yet
+ * written. Busy or stopping: 503 with Retry-After, which SNS also retries.
+ *
+ * Status codes: 200 delivered (or routed to the error output); 400 not an SNS message;
+ * 403 forged, unsigned, tampered or from a topic not allowed; 404 other path; 405 not POST;
+ * 408 body too slow; 413 body larger than `max_body`; 415 content type; 500 a sink failed;
+ * 503 busy, backpressured, acks too slow, or shutting down.
+ */
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
+import { createServer, type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RecordInit } from '../../runtime/record.ts';
 import { AwsOptions, Duration, Size } from '../../spec/types.ts';
-import { defineSource, NotImplementedError } from '../define.ts';
+import { awsClientConfig } from '../aws/clients.ts';
+import {
+  type CertFetcher,
+  compileHostPattern,
+  defaultCertHost,
+  SignatureError,
+  type SnsEnvelope,
+  SnsSignatureVerifier,
+} from '../aws/sns-signature.ts';
+import { defineSource, type Source, type SourceContext, type StageContext } from '../define.ts';
 
 export const snsSource = defineSource({
   type: 'sns',
   kind: 'source',
-  description: 'Receives SNS notifications over HTTP(S), verifies their signatures, answers 200 only once the records are durable.',
+  description:
+    'Receives SNS notifications over HTTP, verifies their signatures, and answers 200 only once the records are durable.',
   options: Type.Object({
     listen: Type.Object(
       {
-        address: Type.Optional(Type.String({ default: '127.0.0.1', description: 'Address to bind' })),
+        address: Type.Optional(Type.String({ default: '127.0.0.1', description: 'Address to bind', examples: ['0.0.0.0'] })),
         port: Type.Integer({ minimum: 0, maximum: 65535, description: 'Port to bind', examples: [8080] }),
-        path: Type.Optional(Type.String({ default: '/', pattern: '^/', description: 'Path SNS posts to' })),
+        path: Type.Optional(Type.String({ default: '/', pattern: '^/', description: 'Path SNS posts to', examples: ['/sns'] })),
       },
       { additionalProperties: false },
     ),
     ...AwsOptions,
     topic_arn: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
-        description: 'Allowed topic ARNs; messages from other topics get 403',
+        description:
+          'Allowed topic ARNs: messages from other topics get 403 and their subscriptions are not confirmed. When absent, any topic is accepted',
+        examples: ['arn:aws:sns:us-east-1:123456789012:consumo'],
       }),
     ),
-    verify: Type.Optional(Type.Boolean({ default: true, description: 'Verify message signatures (turn off only for local tests)' })),
-    cert_host: Type.Optional(Type.String({ description: 'Allowed host pattern of SigningCertURL; default sns.<region>.amazonaws.com' })),
-    subscribe: Type.Optional(Type.String({ description: 'When set, subscribe this URL (our endpoint) to the topic at start' })),
-    raw: Type.Optional(Type.Boolean({ default: false, description: 'Raw message delivery (no envelope)' })),
-    codec: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('text')], { default: 'json' })),
-    max_body: Type.Optional(Size({ default: '256KiB', description: 'Largest request body accepted' })),
-    max_concurrent: Type.Optional(Type.Integer({ minimum: 1, default: 64, description: 'Requests handled at once; more get 503' })),
-    request_timeout: Type.Optional(Duration({ default: '30s', description: 'Longest a request may take, ack wait included' })),
+    verify: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: 'Verify message signatures (SignatureVersion 1 and 2). Turn off only for local tests',
+      }),
+    ),
+    cert_host: Type.Optional(
+      Type.String({
+        description:
+          'Host pattern the SigningCertURL must match (HTTPS only; `*` matches within one DNS label; `host:port` for another port). Default sns.<region>.amazonaws.com',
+        examples: ['sns.*.amazonaws.com'],
+      }),
+    ),
+    subscribe: Type.Optional(
+      Type.String({
+        description:
+          'When set, subscribe this URL (this endpoint as SNS reaches it) to each topic of `topic_arn` at start. The subscription is kept at stop, so SNS retries what arrives meanwhile',
+        examples: ['http://127.0.0.1:8080/sns'],
+      }),
+    ),
+    raw: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Raw message delivery: the body is the message itself, ids come from x-amz-sns-* headers. SNS does not sign raw messages, so this needs verify: false',
+      }),
+    ),
+    codec: Type.Optional(
+      Type.Union([Type.Literal('json'), Type.Literal('text')], {
+        default: 'json',
+        description: 'How the message body becomes the record value; undecodable messages go to the error output',
+      }),
+    ),
+    max_body: Type.Optional(Size({ default: '256KiB', description: 'Largest request body accepted (413 above)' })),
+    max_concurrent: Type.Optional(
+      Type.Integer({ minimum: 1, default: 64, description: 'Requests handled at once; more get 503 with Retry-After' }),
+    ),
+    request_timeout: Type.Optional(
+      Duration({
+        default: '30s',
+        description: 'Longest a request may take, body and ack wait included (408 for a slow body, 503 for slow acks)',
+      }),
+    ),
+    accept_timeout: Type.Optional(
+      Duration({
+        default: '1s',
+        description: 'How long a message may wait for room in a full pipeline before the request gets 503 (backpressure)',
+      }),
+    ),
   }),
   check(o, report) {
-    if (o.verify === false) report(['verify'], 'insecure-setting', 'signature verification is off: anyone who can reach this port can inject records', 'warning');
+    if (o.verify === false) {
+      report(
+        ['verify'],
+        'insecure-setting',
+        'signature verification is off: anyone who can reach this port can inject records',
+        'warning',
+      );
+    }
+    if (o.raw === true && o.verify !== false) {
+      report(
+        ['raw'],
+        'insecure-setting',
+        'SNS does not sign raw deliveries, so they cannot be verified: set verify: false explicitly to accept them',
+      );
+    }
+    if (o.topic_arn === undefined) {
+      report(['topic_arn'], 'insecure-setting', 'no topic_arn allow-list: messages from any topic are accepted', 'warning');
+    }
+    if (o.subscribe !== undefined && o.topic_arn === undefined) {
+      report(['subscribe'], 'schema-value', 'subscribe needs topic_arn: the topics to subscribe to');
+    }
   },
-  create() {
-    throw new NotImplementedError('sns', 'source');
+  create(o, ctx) {
+    return new SnsHttpSource(o, ctx);
   },
 });
+
+export interface SnsSourceOptions {
+  listen: { address?: string; port: number; path?: string };
+  region?: string;
+  endpoint?: string;
+  topic_arn?: string | string[];
+  verify?: boolean;
+  cert_host?: string;
+  subscribe?: string;
+  raw?: boolean;
+  codec?: 'json' | 'text';
+  max_body?: number;
+  max_concurrent?: number;
+  request_timeout?: number;
+  accept_timeout?: number;
+}
+
+/**
+ * Hooks for tests only (never reachable from a spec): how certificates and SubscribeURLs are
+ * fetched, and the SNS client used by `subscribe`.
+ */
+export interface SnsSourceDeps {
+  fetchCert?: CertFetcher;
+  confirm?: (url: URL) => Promise<void>;
+  sns?: SNSClient;
+}
+
+const JSON_TYPES = new Set(['text/plain', 'application/json']);
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class SnsHttpSource implements Source {
+  private readonly o: SnsSourceOptions;
+  private readonly ctx: StageContext;
+  private readonly deps: SnsSourceDeps;
+  private readonly path: string;
+  private readonly topics: Set<string> | undefined;
+  private readonly verifier: SnsSignatureVerifier | undefined;
+  private readonly confirmAllowed: (url: URL) => boolean;
+  private readonly maxBody: number;
+  private readonly maxConcurrent: number;
+  private readonly requestTimeout: number;
+  private readonly acceptTimeout: number;
+  private readonly region: string;
+  private server: Server | undefined;
+  /** Requests being handled plus messages still waiting to enter a full pipeline. */
+  private busy = 0;
+  private stopping = false;
+  private readonly pendingEmits = new Set<Promise<unknown>>();
+  /** Responses not yet sent. */
+  private readonly open = new Set<Promise<void>>();
+  private resolveListening!: (a: AddressInfo) => void;
+  /** Resolves with the bound address once the server listens (port 0 picks a free port). */
+  readonly listening: Promise<AddressInfo>;
+
+  constructor(o: SnsSourceOptions, ctx: StageContext, deps: SnsSourceDeps = {}) {
+    this.o = o;
+    this.ctx = ctx;
+    this.deps = deps;
+    this.path = o.listen.path ?? '/';
+    this.topics = o.topic_arn === undefined ? undefined : new Set([o.topic_arn].flat());
+    const config = awsClientConfig(o);
+    this.region = config.region;
+    const certHost = o.cert_host ?? defaultCertHost(this.region);
+    this.verifier =
+      o.verify === false ? undefined : new SnsSignatureVerifier({ certHost, fetchCert: deps.fetchCert });
+    // SubscribeURLs are fetched from SNS itself: the certificate host, or the configured
+    // endpoint (moto, LocalStack), never from wherever an unverified message points.
+    const certAllowed = compileHostPattern(certHost);
+    const endpoint = config.endpoint ? new URL(config.endpoint) : undefined;
+    this.confirmAllowed = (url) =>
+      (url.protocol === 'https:' && certAllowed(url)) || (endpoint !== undefined && url.origin === endpoint.origin);
+    this.maxBody = o.max_body ?? 256 * 1024;
+    this.maxConcurrent = o.max_concurrent ?? 64;
+    this.requestTimeout = o.request_timeout ?? 30_000;
+    this.acceptTimeout = o.accept_timeout ?? 1_000;
+    this.listening = new Promise((r) => {
+      this.resolveListening = r;
+    });
+  }
+
+  async run(sc: SourceContext): Promise<void> {
+    const server = createServer({ requestTimeout: this.requestTimeout, headersTimeout: Math.min(this.requestTimeout, 60_000) });
+    // Node checks request timeouts on this interval; the default (30 s) lets slow clients linger.
+    (server as Server & { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1_000;
+    this.server = server;
+    server.on('request', (req, res) => {
+      // Tracked until the response is out, so close() can wait for answers that wait for acks.
+      const finished = new Promise<void>((r) => res.once('close', r));
+      this.open.add(finished);
+      finished.then(() => this.open.delete(finished));
+      this.handle(req, res, sc).catch((e: unknown) => {
+        this.ctx.log.error({ err: e }, 'sns request failed');
+        reply(res, 500, 'internal error');
+      });
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const status =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      this.ctx.metrics.count('bad_requests');
+      this.ctx.log.debug({ err, status }, 'sns client error');
+      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      }
+      socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.listen.port, this.o.listen.address ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    this.ctx.log.info({ address: address.address, port: address.port, path: this.path }, 'sns endpoint listening');
+    this.resolveListening(address);
+
+    if (this.o.subscribe) await this.subscribe(this.o.subscribe);
+
+    if (!sc.signal.aborted) await new Promise((r) => sc.signal.addEventListener('abort', r, { once: true }));
+    this.stopping = true;
+    server.close();
+    server.closeIdleConnections();
+    // Messages already handed over must be accepted before the runtime drains.
+    await Promise.allSettled([...this.pendingEmits]);
+  }
+
+  /** After every ack is in, pending requests are answered; then connections go. */
+  async close(): Promise<void> {
+    const deadline = new Promise((r) => setTimeout(r, 5_000).unref());
+    await Promise.race([Promise.allSettled([...this.open]), deadline]);
+    this.server?.closeAllConnections();
+  }
+
+  private async subscribe(endpoint: string): Promise<void> {
+    const client = this.deps.sns ?? new SNSClient(awsClientConfig(this.o));
+    const protocol = new URL(endpoint).protocol.replace(':', '');
+    for (const topic of this.topics ?? []) {
+      const out = await client.send(
+        new SubscribeCommand({
+          TopicArn: topic,
+          Protocol: protocol,
+          Endpoint: endpoint,
+          Attributes: this.o.raw ? { RawMessageDelivery: 'true' } : undefined,
+          ReturnSubscriptionArn: true,
+        }),
+      );
+      this.ctx.log.info({ topic, endpoint, subscription: out.SubscriptionArn }, 'subscribed to sns topic');
+    }
+    if (!this.deps.sns) client.destroy();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, sc: SourceContext): Promise<void> {
+    this.ctx.metrics.count('requests');
+    if (this.stopping || sc.signal.aborted) {
+      res.setHeader('Connection', 'close');
+      this.ctx.metrics.count('busy');
+      return reply(res, 503, 'shutting down', 5);
+    }
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path !== this.path) return reply(res, 404, 'not found');
+    if (req.method !== 'POST') {
+      res.setHeader('Allow', 'POST');
+      return reply(res, 405, 'method not allowed');
+    }
+    if (this.busy >= this.maxConcurrent) {
+      this.ctx.metrics.count('busy');
+      req.resume();
+      return reply(res, 503, 'too many requests in flight', 1);
+    }
+    // Held until the message is inside the pipeline, even after a 503, so that messages
+    // waiting for room count against max_concurrent and memory stays bounded.
+    this.busy++;
+    try {
+      await this.serve(req, res, sc);
+    } catch (e) {
+      if (e instanceof HttpError) {
+        this.refuse(req, e.status, e.message);
+        if (e.status === 413 || e.status === 408) res.setHeader('Connection', 'close');
+        reply(res, e.status, e.message);
+      } else {
+        throw e;
+      }
+    } finally {
+      this.busy--;
+    }
+  }
+
+  private refuse(req: IncomingMessage, status: number, reason: string): void {
+    const label = status === 403 ? 'rejected' : 'bad_requests';
+    this.ctx.metrics.count(label);
+    this.ctx.metrics.failed(`sns ${status}: ${reason}`);
+    this.ctx.log.warn({ status, reason, remote: req.socket.remoteAddress }, 'sns request refused');
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, sc: SourceContext): Promise<void> {
+    checkContentType(req.headers['content-type']);
+    const body = await readBody(req, this.maxBody, this.requestTimeout);
+    const rawType = header(req, 'x-amz-sns-message-type');
+    let m: SnsEnvelope;
+    if (this.o.raw && rawType === 'Notification') {
+      m = {
+        Type: 'Notification',
+        MessageId: header(req, 'x-amz-sns-message-id') ?? '',
+        TopicArn: header(req, 'x-amz-sns-topic-arn') ?? '',
+        Message: body.toString('utf8'),
+        Timestamp: new Date().toISOString(),
+      };
+      if (!m.MessageId || !m.TopicArn) throw new HttpError(400, 'raw delivery without x-amz-sns-* headers');
+    } else {
+      m = parseEnvelope(body);
+    }
+    if (this.topics && !this.topics.has(m.TopicArn)) throw new HttpError(403, `topic ${m.TopicArn} is not allowed`);
+    if (this.verifier && !(this.o.raw && rawType === 'Notification')) {
+      try {
+        await this.verifier.verify(m);
+      } catch (e) {
+        if (e instanceof SignatureError) throw new HttpError(403, `signature: ${e.message}`);
+        throw e;
+      }
+    }
+    switch (m.Type) {
+      case 'Notification':
+        return this.notification(m, body.length, res, sc);
+      case 'SubscriptionConfirmation':
+        return this.confirm(m, res);
+      case 'UnsubscribeConfirmation':
+        this.ctx.log.warn({ topic: m.TopicArn }, 'sns unsubscribed this endpoint');
+        return reply(res, 200, 'ok');
+      default:
+        throw new HttpError(400, `unknown message type ${m.Type}`);
+    }
+  }
+
+  private async confirm(m: SnsEnvelope, res: ServerResponse): Promise<void> {
+    if (!this.topics) {
+      // Confirming for any topic would let any AWS account subscribe us to its topic.
+      this.ctx.log.warn({ topic: m.TopicArn }, 'not confirming an sns subscription: no topic_arn allow-list');
+      throw new HttpError(403, 'subscriptions are confirmed only for topics in topic_arn');
+    }
+    let url: URL;
+    try {
+      url = new URL(m.SubscribeURL ?? '');
+    } catch {
+      throw new HttpError(400, 'SubscriptionConfirmation without a valid SubscribeURL');
+    }
+    if (!this.confirmAllowed(url)) throw new HttpError(403, `SubscribeURL host ${url.host} is not allowed`);
+    try {
+      await (this.deps.confirm ?? fetchConfirm)(url);
+    } catch (e) {
+      this.ctx.log.error({ err: e, topic: m.TopicArn }, 'sns subscription confirmation failed');
+      return reply(res, 500, 'confirmation failed');
+    }
+    this.ctx.metrics.count('subscriptions_confirmed');
+    this.ctx.log.info({ topic: m.TopicArn }, 'sns subscription confirmed');
+    reply(res, 200, 'confirmed');
+  }
+
+  private async notification(
+    m: SnsEnvelope,
+    bytes: number,
+    res: ServerResponse,
+    sc: SourceContext,
+  ): Promise<void> {
+    const meta: Record<string, unknown> = { message_id: m.MessageId, topic_arn: m.TopicArn, timestamp: m.Timestamp };
+    if (m.Subject !== undefined) meta.subject = m.Subject;
+    if (m.MessageAttributes) {
+      const attributes: Record<string, string> = {};
+      for (const [k, v] of Object.entries(m.MessageAttributes)) attributes[k] = v?.Value;
+      meta.attributes = attributes;
+    }
+    const time = Date.parse(m.Timestamp);
+    const base = { meta, position: m.MessageId, size: bytes, time: Number.isNaN(time) ? undefined : time };
+    let value: unknown = m.Message;
+    let failure: string | undefined;
+    if (this.o.codec !== 'text') {
+      try {
+        value = JSON.parse(m.Message);
+      } catch (e) {
+        failure = `message is not JSON: ${(e as Error).message}`;
+      }
+    }
+
+    // Settled by the first of: the ack, the request deadline, or a full pipeline.
+    let answered = false;
+    const answer = (status: number, text: string, retryAfter?: number) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(deadline);
+      reply(res, status, text, retryAfter);
+    };
+    const onAck = (err?: Error) => {
+      if (err) {
+        this.ctx.log.warn({ err, message_id: m.MessageId }, 'sns message not durable; SNS will redeliver');
+        answer(500, 'not durable');
+      } else answer(200, 'ok');
+    };
+    const deadline = setTimeout(() => {
+      this.ctx.metrics.count('ack_timeouts');
+      answer(503, 'acks too slow', 5);
+    }, this.requestTimeout);
+    res.on('close', () => clearTimeout(deadline));
+
+    const record: RecordInit = { ...base, value };
+    const emitted = failure === undefined ? sc.emit([record], onAck) : sc.fail(record, failure, onAck);
+    this.pendingEmits.add(emitted);
+    const settled = emitted.finally(() => this.pendingEmits.delete(emitted));
+    let full: ReturnType<typeof setTimeout> | undefined;
+    const accepted = await Promise.race([
+      settled.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<false>((r) => {
+        full = setTimeout(() => r(false), this.acceptTimeout);
+      }),
+    ]);
+    clearTimeout(full);
+    if (!accepted) {
+      this.ctx.metrics.count('busy');
+      answer(503, 'pipeline full', 1);
+    }
+    await settled.catch((e: unknown) => {
+      this.ctx.log.error({ err: e }, 'sns emit failed');
+      answer(503, 'not accepted', 1);
+    });
+  }
+}
+
+function reply(res: ServerResponse, status: number, text: string, retryAfter?: number): void {
+  if (res.headersSent || res.destroyed) return;
+  res.statusCode = status;
+  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.end(`${text}\n`);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** SNS posts `text/plain; charset=UTF-8`; JSON is accepted for hand-made requests. */
+function checkContentType(value: string | undefined): void {
+  if (value === undefined) throw new HttpError(415, 'missing content type');
+  const [type, ...params] = value.split(';').map((s) => s.trim().toLowerCase());
+  if (!JSON_TYPES.has(type)) throw new HttpError(415, `content type ${type} is not text/plain or application/json`);
+  for (const p of params) {
+    if (p.startsWith('charset=') && !/^charset="?utf-?8"?$/.test(p)) throw new HttpError(415, `charset must be UTF-8`);
+  }
+}
+
+function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > max) {
+    req.resume();
+    return Promise.reject(new HttpError(413, `body of ${declared} bytes exceeds max_body ${max}`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new HttpError(408, 'request body too slow'));
+    }, timeoutMs);
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        cleanup();
+        req.resume();
+        reject(new HttpError(413, `body exceeds max_body ${max}`));
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(new HttpError(400, `request aborted: ${e.message}`));
+    };
+    const onAborted = () => {
+      cleanup();
+      reject(new HttpError(400, 'request aborted'));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}
+
+function parseEnvelope(body: Buffer): SnsEnvelope {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'body is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'body is not an SNS message');
+  const m = v as Record<string, unknown>;
+  for (const f of ['Type', 'MessageId', 'TopicArn', 'Message', 'Timestamp']) {
+    if (typeof m[f] !== 'string') throw new HttpError(400, `SNS message without ${f}`);
+  }
+  return m as unknown as SnsEnvelope;
+}
+
+async function fetchConfirm(url: URL): Promise<void> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
+  await res.arrayBuffer();
+  if (!res.ok) throw new Error(`SubscribeURL answered ${res.status}`);
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+/** sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes. */
+import { Command, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { glob } from 'node:fs/promises';
+import { formatGithub, formatHuman, formatJson, type Format, useColor } from './cli/format.ts';
+import { toDot, toMermaid } from './cli/graph.ts';
+import { runCommand } from './cli/run.ts';
+import { hasErrors } from './spec/diagnostics.ts';
+import { pipelineJsonSchema } from './spec/schema.ts';
+import { parseDuration } from './spec/units.ts';
+import { validateText } from './spec/validate.ts';
+import { definitions } from './stages/registry.ts';
+
+const EXIT_INVALID = 1;
+const EXIT_USAGE = 2;
+
+async function expandArgs(patterns: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of patterns) {
+    if (/[*?[{]/.test(p)) {
+      const found: string[] = [];
+      for await (const f of glob(p)) found.push(f);
+      if (found.length === 0) throw new UsageError(`no file matches ${p}`);
+      files.push(...found.sort());
+    } else files.push(p);
+  }
+  return files;
+}
+
+class UsageError extends Error {}
+
+async function validateCommand(patterns: string[], opts: { format: Format }): Promise<number> {
+  const files = await expandArgs(patterns);
+  const sources = new Map<string, string>();
+  const all = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    sources.set(file, text);
+    all.push(...validateText(file, text).diagnostics);
+  }
+  const out =
+    opts.format === 'json' ? formatJson(all) : opts.format === 'github' ? formatGithub(all) : formatHuman(all, sources, useColor(process.stdout));
+  process.stdout.write(out);
+  if (opts.format === 'human') {
+    const errors = all.filter((d) => d.severity === 'error').length;
+    const warnings = all.length - errors;
+    process.stderr.write(`${files.length} file${files.length === 1 ? '' : 's'} checked: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`);
+  }
+  return hasErrors(all) ? EXIT_INVALID : 0;
+}
+
+async function graphCommand(file: string, opts: { format: 'mermaid' | 'dot' }): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const result = validateText(file, text);
+  if (!result.spec) {
+    process.stderr.write(formatHuman(result.diagnostics, new Map([[file, text]]), useColor(process.stderr)));
+    return EXIT_INVALID;
+  }
+  process.stdout.write(opts.format === 'dot' ? toDot(result.spec) : toMermaid(result.spec));
+  return 0;
+}
+
+const durationArg = (v: string): number => {
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new UsageError(`'${v}' is not a duration (e.g. 500ms, 5s, 1m)`);
+  return ms;
+};
+
+export function program(): Command {
+  const cmd = new Command('sluice')
+    .description('Run streaming data pipelines written as YAML: Kinesis, SNS, Kafka, S3, MySQL and local files, at-least-once.')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+
+  cmd
+    .command('validate')
+    .description('Check spec files: YAML, schema, wiring, AWS limits and literal secrets, each problem with its line and column')
+    .argument('<files...>', 'spec files or globs (pipelines/*.yaml)')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['human', 'json', 'github']).default('human'))
+    .addHelpText('after', '\nExit codes: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.')
+    .action(async (files: string[], opts: { format: Format }) => {
+      process.exitCode = await validateCommand(files, opts);
+    });
+
+  cmd
+    .command('run')
+    .description('Run a pipeline; a live view on a terminal, plain metric lines otherwise')
+    .argument('<file>', 'spec file')
+    .option('--no-tui', 'plain metric lines on stderr instead of the live view')
+    .option('--exit-idle <duration>', 'stop cleanly when no source produced anything for this long', durationArg)
+    .option('--state-dir <dir>', 'directory for checkpoints and logs (env SLUICE_STATE_DIR)', process.env.SLUICE_STATE_DIR ?? '.sluice')
+    .option('--metrics-interval <duration>', 'interval of the plain metric lines', durationArg, 1000)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.SLUICE_LOG_LEVEL ?? 'info')
+    .action(async (file: string, opts: { tui: boolean; exitIdle?: number; stateDir: string; metricsInterval: number; logLevel: string }) => {
+      process.exitCode = await runCommand(file, opts);
+    });
+
+  cmd
+    .command('schema')
+    .description('Print the JSON Schema (2020-12) of pipeline specs, for editors and CI')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(pipelineJsonSchema(definitions), null, 2)}\n`);
+    });
+
+  cmd
+    .command('graph')
+    .description('Print the wiring of a pipeline (names and types only)')
+    .argument('<file>', 'spec file')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
+    .action(async (file: string, opts: { format: 'mermaid' | 'dot' }) => {
+      process.exitCode = await graphCommand(file, opts);
+    });
+  return cmd;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message: string };
+    if (e.code?.startsWith('commander.')) {
+      // Help and version exit 0; usage mistakes exit 2 (commander already printed them).
+      process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    process.stderr.write(`sluice: ${e.message}\n`);
+    process.exitCode = err instanceof UsageError ? EXIT_USAGE : 1;
+  }
+}
+
+await main(process.argv);

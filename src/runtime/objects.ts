@@ -1,0 +1,79 @@
+/**
+ * Encoding of a sink batch as one object or file (ndjson or csv, optional gzip) and its key,
+ * shared by the file sink and the S3 sink.
+ */
+import { gzipSync } from 'node:zlib';
+import type { SinkBatch } from '../stages/define.ts';
+import type { SluiceRecord } from './record.ts';
+import { type CompiledTemplate, fileTime, safePosition } from './template.ts';
+
+export type ObjectFormat = 'ndjson' | 'csv';
+export type Compression = 'none' | 'gzip';
+
+export interface EncodedObject {
+  body: Buffer;
+  ext: string;
+  contentType: string;
+  contentEncoding?: string;
+}
+
+export function encodeBatch(records: SluiceRecord[], opts: { format: ObjectFormat; compression: Compression }): EncodedObject {
+  const text = opts.format === 'csv' ? toCsv(records) : toNdjson(records);
+  const raw = Buffer.from(text, 'utf8');
+  const ext = opts.format === 'csv' ? '.csv' : '.ndjson';
+  const contentType = opts.format === 'csv' ? 'text/csv' : 'application/x-ndjson';
+  if (opts.compression === 'gzip') {
+    return { body: gzipSync(raw, { level: 6 }), ext: `${ext}.gz`, contentType, contentEncoding: 'gzip' };
+  }
+  return { body: raw, ext, contentType };
+}
+
+function toNdjson(records: SluiceRecord[]): string {
+  let out = '';
+  for (const r of records) out += `${JSON.stringify(r.value)}\n`;
+  return out;
+}
+
+/** CSV with a header: the union of the batch's field names in first-seen order. */
+function toCsv(records: SluiceRecord[]): string {
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  for (const r of records) {
+    if (r.value && typeof r.value === 'object') {
+      for (const k of Object.keys(r.value)) {
+        if (!seen.has(k)) {
+          seen.add(k);
+          columns.push(k);
+        }
+      }
+    }
+  }
+  let out = `${columns.map(csvCell).join(',')}\n`;
+  for (const r of records) {
+    const v = (r.value ?? {}) as Record<string, unknown>;
+    out += `${columns.map((c) => csvCell(v[c])).join(',')}\n`;
+  }
+  return out;
+}
+
+function csvCell(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/** Renders a batch's key. Positions make it deterministic across replays of the same range. */
+export function objectKey(template: CompiledTemplate, batch: SinkBatch, ext: string): string {
+  const first = batch.records[0];
+  const last = batch.records[batch.records.length - 1];
+  return template.render({
+    partition: batch.partition ?? first?.partition ?? '_',
+    batch_start: fileTime(batch.startedAt),
+    batch_start_ms: String(batch.startedAt),
+    first_position: safePosition(first?.position),
+    last_position: safePosition(last?.position),
+    count: String(batch.records.length),
+    seq: String(batch.seq),
+    ext,
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * `file`: a local data lake. One file per partition per flush, written to a temporary name,
+ * fsynced and renamed, so a reader never sees half a file. Paths come from a template
+ * (`{partition}`, `{batch_start}`, `{first_position}`, …) under `dir`.
+ */
+import { Type } from '@sinclair/typebox';
+import { join, normalize, resolve, sep } from 'node:path';
+import { writeAtomic } from '../../runtime/checkpoint.ts';
+import { encodeBatch, objectKey } from '../../runtime/objects.ts';
+import { compileTemplate } from '../../runtime/template.ts';
+import { Template } from '../../spec/types.ts';
+import { defineSink, StageError } from '../define.ts';
+
+export const fileSink = defineSink({
+  type: 'file',
+  kind: 'sink',
+  description: 'Writes batches as local files (ndjson or csv, optional gzip), one per partition per flush, atomically.',
+  options: Type.Object({
+    dir: Type.String({ minLength: 1, description: 'Base directory', examples: ['${DEMO_OUT:-./out}'] }),
+    path: Template({
+      description: 'File path template under `dir`',
+      examples: ['historico_diario/{partition}/historico_consumo_{batch_start}{ext}'],
+    }),
+    format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('csv')], { default: 'ndjson' })),
+    compression: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('gzip')], { default: 'none' })),
+  }),
+  batching: { defaults: { max_records: 10_000, max_bytes: 8 * 1024 * 1024, max_age: 5_000 }, byPartition: true },
+  create(o, ctx) {
+    const template = compileTemplate(o.path);
+    const base = resolve(o.dir);
+    const format = o.format ?? 'ndjson';
+    const compression = o.compression ?? 'none';
+    return {
+      async write(batch) {
+        const encoded = encodeBatch(batch.records, { format, compression });
+        const target = resolve(join(base, normalize(objectKey(template, batch, encoded.ext))));
+        if (!target.startsWith(base + sep)) throw new StageError(`path escapes ${o.dir}: ${target}`, { retryable: false });
+        await writeAtomic(target, encoded.body);
+        ctx.metrics.count('files');
+        ctx.metrics.wrote(encoded.body.length);
+        return undefined;
+      },
+    };
+  },
+});

@@ -1,0 +1,33 @@
+/** `stdout`: one JSON line per record (or pretty JSON), for consumers that print. Logs stay on stderr. */
+import { Type } from '@sinclair/typebox';
+import { defineSink } from '../define.ts';
+
+export const stdoutSink = defineSink({
+  type: 'stdout',
+  kind: 'sink',
+  description: 'Prints records to standard output, one JSON line each (or indented JSON with `pretty`).',
+  options: Type.Object({
+    format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('pretty')], { default: 'ndjson' })),
+    sample: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1, description: 'Share of records printed (the rest are still acked)' })),
+  }),
+  batching: { defaults: { max_records: 500, max_bytes: 1024 * 1024, max_age: 50 } },
+  create(o, ctx) {
+    const pretty = o.format === 'pretty';
+    const every = Math.max(1, Math.round(1 / (o.sample ?? 1)));
+    let n = 0;
+    return {
+      async write(batch) {
+        let out = '';
+        for (const r of batch.records) {
+          if (n++ % every !== 0) continue;
+          out += `${pretty ? JSON.stringify(r.value, null, 2) : JSON.stringify(r.value)}\n`;
+        }
+        if (out && !process.stdout.write(out)) {
+          await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+        }
+        ctx.metrics.count('printed', batch.records.length);
+        return undefined;
+      },
+    };
+  },
+});

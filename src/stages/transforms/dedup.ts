@@ -1,0 +1,104 @@
+/**
+ * `dedup`: removes records whose key was seen within `ttl`. Memory is bounded by `max_keys`
+ * (least recently used keys go first). Duplicates are acked at once and counted, never
+ * silently gone. A key whose first record fails downstream is forgotten again, so the
+ * redelivery of that record is not mistaken for a duplicate (at-least-once holds).
+ */
+import { Type } from '@sinclair/typebox';
+import { compile } from '../../expr/index.ts';
+import { Duration, Expr } from '../../spec/types.ts';
+import { defineTransform } from '../define.ts';
+
+/** Rough bytes per remembered key beyond the key text (Map entry, timestamp, bookkeeping). */
+const BYTES_PER_KEY = 96;
+const MEMORY_LIMIT = 2 * 1024 ** 3;
+
+export const dedupTransform = defineTransform({
+  type: 'dedup',
+  kind: 'transform',
+  description: 'Drops records whose key was already seen within `ttl`; memory bounded by `max_keys` (LRU).',
+  options: Type.Object({
+    key: Expr({ description: 'CEL expression whose value identifies a record', examples: ['id_treated_data'] }),
+    ttl: Type.Optional(Duration({ default: '24h', description: 'How long a key is remembered' })),
+    max_keys: Type.Optional(
+      Type.Integer({ minimum: 1, default: 1_000_000, description: 'Memory bound; least recently used keys go first' }),
+    ),
+  }),
+  check(o, report) {
+    const keys = o.max_keys ?? 1_000_000;
+    const estimate = keys * (BYTES_PER_KEY + 40);
+    if (estimate > MEMORY_LIMIT) {
+      report(['max_keys'], 'dedup-memory', `${keys} keys need about ${Math.round(estimate / 1024 ** 3)} GiB of memory; keep max_keys at or below ${Math.floor(MEMORY_LIMIT / (BYTES_PER_KEY + 40))}`);
+    }
+    if (o.ttl !== undefined && o.ttl <= 0) report(['ttl'], 'dedup-memory', 'ttl must be longer than zero');
+  },
+  create(o) {
+    const key = compile(o.key);
+    const cache = new LruTtl(o.max_keys ?? 1_000_000, o.ttl ?? 86_400_000);
+    return {
+      process(records, out) {
+        const now = Date.now();
+        for (const r of records) {
+          let k: unknown;
+          try {
+            k = key.evaluate(r.value, r.meta);
+          } catch (err) {
+            out.fail(r, `key: ${(err as Error).message}`);
+            continue;
+          }
+          const text = typeof k === 'string' ? k : JSON.stringify(k);
+          if (cache.seen(text, now)) {
+            out.duplicate(r);
+            continue;
+          }
+          cache.remember(text, now);
+          // Forget the key if this record never becomes durable, so its redelivery passes.
+          r.ack.onFailure(() => cache.forget(text));
+          out.push(r);
+        }
+      },
+    };
+  },
+});
+
+/** A Map keeps insertion order: re-inserting on touch makes the first entry the least recently used. */
+export class LruTtl {
+  private readonly map = new Map<string, number>();
+  private readonly maxKeys: number;
+  private readonly ttl: number;
+  evictions = 0;
+
+  constructor(maxKeys: number, ttl: number) {
+    this.maxKeys = maxKeys;
+    this.ttl = ttl;
+  }
+
+  seen(key: string, now: number): boolean {
+    const at = this.map.get(key);
+    if (at === undefined) return false;
+    if (now - at > this.ttl) {
+      this.map.delete(key);
+      return false;
+    }
+    this.map.delete(key);
+    this.map.set(key, at);
+    return true;
+  }
+
+  remember(key: string, now: number): void {
+    this.map.set(key, now);
+    if (this.map.size > this.maxKeys) {
+      const oldest = this.map.keys().next().value as string;
+      this.map.delete(oldest);
+      this.evictions++;
+    }
+  }
+
+  forget(key: string): void {
+    this.map.delete(key);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Text without a screen: one line per stage per interval (no TTY, or `--no-tui`), and the
+ * totals table printed when a run ends. Plain characters only, so it reads the same in a CI
+ * log, a pipe and the scrollback.
+ */
+import type { PipelineSnapshot, StageSnapshot } from '../runtime/metrics.ts';
+import {
+  humanByteRate,
+  humanBytes,
+  humanCount,
+  humanDuration,
+  humanLag,
+  humanRate,
+  padLeft,
+  padRight,
+  uptime,
+} from './format.ts';
+import { type Rates, pipelineTotals, ratesBetween, wiringOrder } from './model.ts';
+
+/** A source's lag, or the SNS source's requests in flight, as text; undefined when it has neither. */
+export function lagText(s: StageSnapshot): string | undefined {
+  if (s.lag !== undefined) return humanLag(s.lag, s.lagUnit);
+  const inFlight = s.extra.in_flight;
+  if (inFlight !== undefined) return `${humanCount(inFlight)} in flight`;
+  return undefined;
+}
+
+/** One plain line for a stage: `enrich  transform/enrich  in 12.3k/s  out 12.3k/s  4.1 MiB/s  total 1.23M ...`. */
+export function formatLine(stage: StageSnapshot, rates: Rates, nameWidth = 12): string {
+  const parts = [
+    padRight(stage.name, nameWidth),
+    padRight(`${stage.kind}/${stage.type}`, 20),
+    stage.kind === 'source' ? padLeft('', 11) : `in ${padLeft(humanRate(rates.inPerSec), 8)}`,
+    `out ${padLeft(humanRate(rates.outPerSec), 8)}`,
+    padLeft(humanByteRate(rates.bytesPerSec), 12),
+    `total ${padLeft(humanCount(stage.kind === 'source' ? stage.recordsOut : stage.recordsIn), 6)}`,
+    `err ${humanCount(stage.errors)}`,
+  ];
+  if (stage.dropped > 0) parts.push(`dropped ${humanCount(stage.dropped)}`);
+  if (stage.duplicates > 0) parts.push(`dedup ${humanCount(stage.duplicates)}`);
+  if (stage.retries > 0) parts.push(`retries ${humanCount(stage.retries)}`);
+  if (stage.kind !== 'source' || stage.queueFill > 0) parts.push(`queue ${Math.round(stage.queueFill * 100)}%`);
+  const lag = lagText(stage);
+  if (lag !== undefined) parts.push(stage.lag !== undefined ? `lag ${lag}` : lag);
+  return parts.join('  ').trimEnd();
+}
+
+/**
+ * The plain interval output: one line per stage in wiring order, with rates measured since
+ * `prev` (zero on the first call).
+ */
+export function renderPlainLines(prev: PipelineSnapshot | undefined, cur: PipelineSnapshot): string[] {
+  const seconds = prev ? (cur.at - prev.at) / 1000 : 0;
+  const before = new Map(prev?.stages.map((s) => [s.name, s]));
+  const nameWidth = Math.min(24, Math.max(6, ...cur.stages.map((s) => s.name.length)));
+  return wiringOrder(cur.stages).map(({ index }) => {
+    const s = cur.stages[index];
+    return formatLine(s, ratesBetween(before.get(s.name), s, seconds), nameWidth);
+  });
+}
+
+interface Column {
+  title: string;
+  right: boolean;
+  cell(s: StageSnapshot): string;
+}
+
+const COLUMNS: Column[] = [
+  { title: 'STAGE', right: false, cell: (s) => s.name },
+  { title: 'KIND', right: false, cell: (s) => s.kind },
+  { title: 'TYPE', right: false, cell: (s) => s.type },
+  { title: 'IN', right: true, cell: (s) => String(s.recordsIn) },
+  { title: 'OUT', right: true, cell: (s) => String(s.recordsOut) },
+  { title: 'BYTES', right: true, cell: (s) => humanBytes(s.kind === 'source' ? s.bytesOut : s.bytesIn) },
+  { title: 'ERRORS', right: true, cell: (s) => String(s.errors) },
+  { title: 'DROPPED', right: true, cell: (s) => String(s.dropped) },
+  { title: 'DEDUP', right: true, cell: (s) => String(s.duplicates) },
+  { title: 'RETRIES', right: true, cell: (s) => String(s.retries) },
+  { title: 'LAG', right: true, cell: (s) => lagText(s) ?? '' },
+];
+
+/**
+ * The final totals: a heading with the pipeline's state, run time and average rates, then
+ * one row per stage with exact counts.
+ */
+export function formatTotals(snap: PipelineSnapshot): string {
+  const elapsed = Math.max(0, snap.at - snap.startedAt);
+  const t = pipelineTotals(snap);
+  const secs = elapsed / 1000;
+  const avg = (n: number): string => (secs > 0 ? humanRate(n / secs) : '-');
+  const head =
+    `${snap.pipeline}: ${snap.state} after ${uptime(elapsed)} (${humanDuration(elapsed)}), ` +
+    `${t.in} in (${avg(t.in)}), ${t.out} out (${avg(t.out)}), ${t.errors} errors`;
+  const order = wiringOrder(snap.stages).map((p) => snap.stages[p.index]);
+  const cells = order.map((s) => COLUMNS.map((c) => c.cell(s)));
+  // LAG only when some source reports one.
+  const used = COLUMNS.map((c, i) => c.title !== 'LAG' || cells.some((r) => r[i] !== ''));
+  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i].length)));
+  const line = (row: string[]): string =>
+    row
+      .map((v, i) => (COLUMNS[i].right ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .filter((_, i) => used[i])
+      .join('  ')
+      .trimEnd();
+  return [head, line(COLUMNS.map((c) => c.title)), ...cells.map(line)].join('\n');
+}
