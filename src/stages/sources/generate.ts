@@ -39,7 +39,8 @@ export const generateSource = defineSource({
 
     const build = (i: number): Record<string, unknown> => {
       const value: Record<string, unknown> = {};
-      const scope: Record<string, unknown> = { i, rand: 0 };
+      // `i` is a CEL int (BigInt), so `i / 50` divides as integers.
+      const scope: Record<string, unknown> = { i: BigInt(i), rand: 0 };
       for (let f = 0; f < fields.length; f++) {
         scope.rand = random(seed, i, f + 1);
         const v = fields[f][1].evaluate(scope);
