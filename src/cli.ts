@@ -30,6 +30,12 @@ async function expandArgs(patterns: string[]): Promise<string[]> {
 
 class UsageError extends Error {}
 
+async function flushStd(): Promise<void> {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.writableLength > 0) await new Promise<void>((resolve) => stream.once('drain', resolve));
+  }
+}
+
 async function validateCommand(patterns: string[], opts: { format: Format }): Promise<number> {
   const files = await expandArgs(patterns);
   const sources = new Map<string, string>();
@@ -104,7 +110,10 @@ export function program(): Command {
     .option('--metrics-interval <duration>', 'interval of the plain metric lines', durationArg, 1000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.SLUICE_LOG_LEVEL ?? 'info')
     .action(async (file: string, opts: { tui: boolean; exitIdle?: number; stateDir: string; metricsInterval: number; logLevel: string }) => {
-      process.exitCode = await runCommand(file, opts);
+      const code = await runCommand(file, opts);
+      // Timers or sockets of a stage that did not close must not keep a finished run alive.
+      await flushStd();
+      process.exit(code);
     });
 
   cmd
