@@ -7,9 +7,11 @@
  * unowned, expired or already ours; every checkpoint write is conditional on owner and counter,
  * so a process whose lease was taken over can never overwrite the new owner's progress.
  */
-import { hostname } from 'node:os';
+
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   CreateTableCommand,
   DescribeTableCommand,
@@ -18,7 +20,6 @@ import {
   ResourceNotFoundException,
   ScanCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import type { Logger } from 'pino';
 import type { CheckpointScope, Positions } from '../../runtime/checkpoint.ts';
@@ -183,7 +184,8 @@ export class DynamoCheckpoints implements ShardCheckpoints {
         new UpdateItemCommand({
           TableName: this.opts.table,
           Key: this.key(shardId),
-          UpdateExpression: 'SET lease_owner = :me, lease_expires = :exp, shard_id = :shard ADD lease_counter :one',
+          UpdateExpression:
+            'SET lease_owner = :me, lease_expires = :exp, shard_id = :shard ADD lease_counter :one',
           ConditionExpression: 'attribute_not_exists(lease_key) OR lease_owner = :me OR lease_expires < :now',
           ExpressionAttributeValues: {
             ':me': { S: this.owner },
@@ -249,7 +251,10 @@ export class DynamoCheckpoints implements ShardCheckpoints {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       this.leases.delete(shardId);
-      this.opts.log.warn({ shard: shardId, owner: this.owner }, 'lost the lease on a shard to another process');
+      this.opts.log.warn(
+        { shard: shardId, owner: this.owner },
+        'lost the lease on a shard to another process',
+      );
       this.onLost?.(shardId);
     }
   }

@@ -1,19 +1,130 @@
-/** `firehose` sink: PutRecordBatch within its limits, retrying only failed entries. */
+/** `firehose` sink: PutRecordBatch within its limits, returning only the failed entries for retry. */
+import {
+  FirehoseClient,
+  PutRecordBatchCommand,
+  type PutRecordBatchResponseEntry,
+} from '@aws-sdk/client-firehose';
 import { Type } from '@sinclair/typebox';
 import { AwsOptions } from '../../spec/types.ts';
-import { defineSink, NotImplementedError } from '../define.ts';
+import { awsClientConfig } from '../aws/clients.ts';
+import { chunk, type Entry, encodeValue, isRetryable, MiB } from '../aws/put-batches.ts';
+import {
+  defineSink,
+  type RecordFailure,
+  type Sink,
+  type SinkBatch,
+  type StageContext,
+  type WriteResult,
+} from '../define.ts';
+
+const MAX_RECORDS = 500;
+const MAX_CALL_BYTES = 4 * MiB;
+const MAX_RECORD_BYTES = 1000 * 1024;
+
+const options = Type.Object({
+  delivery_stream: Type.String({
+    minLength: 1,
+    description: 'Delivery stream name',
+    examples: ['flow1-to-s3'],
+  }),
+  ...AwsOptions,
+  newline: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'End each record with a newline so the objects Firehose writes are ndjson (Firehose concatenates records as they are)',
+    }),
+  ),
+});
+
+type Options = typeof options.static;
 
 export const firehoseSink = defineSink({
   type: 'firehose',
   kind: 'sink',
-  description: 'Writes records to a Firehose delivery stream with PutRecordBatch (500 records, 4 MiB per call).',
-  options: Type.Object({
-    delivery_stream: Type.String({ minLength: 1, description: 'Delivery stream name' }),
-    ...AwsOptions,
-    newline: Type.Optional(Type.Boolean({ default: true, description: 'End each record with a newline so S3 objects are ndjson' })),
-  }),
-  batching: { defaults: { max_records: 500, max_bytes: 4 * 1024 * 1024, max_age: 200 }, limits: { max_records: 500, max_bytes: 4 * 1024 * 1024, max_record_bytes: 1000 * 1024 } },
-  create() {
-    throw new NotImplementedError('firehose', 'sink');
+  description:
+    'Writes records to a Firehose delivery stream with PutRecordBatch (500 records, 4 MiB per call, 1000 KiB per record). Bytes and strings are sent as they are, other values as JSON.',
+  options,
+  batching: {
+    defaults: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_age: 200 },
+    limits: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_record_bytes: MAX_RECORD_BYTES },
   },
+  create: (o, ctx) => new FirehoseSink(o, ctx),
 });
+
+interface FirehoseEntry extends Entry {
+  data: Uint8Array;
+}
+
+const NEWLINE = 0x0a;
+
+export class FirehoseSink implements Sink {
+  readonly client: FirehoseClient;
+  private readonly o: Options;
+  private readonly ctx: StageContext;
+
+  constructor(o: Options, ctx: StageContext) {
+    this.o = o;
+    this.ctx = ctx;
+    this.client = new FirehoseClient(awsClientConfig(o));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  async write(batch: SinkBatch): Promise<WriteResult> {
+    const failed: RecordFailure[] = [];
+    const newline = this.o.newline ?? true;
+    const entries: FirehoseEntry[] = [];
+    batch.records.forEach((r, index) => {
+      let data = encodeValue(r.value);
+      if (newline && data[data.length - 1] !== NEWLINE) {
+        const withNl = new Uint8Array(data.length + 1);
+        withNl.set(data);
+        withNl[data.length] = NEWLINE;
+        data = withNl;
+      }
+      if (data.length > MAX_RECORD_BYTES) {
+        failed.push({
+          index,
+          reason: `record of ${data.length} bytes exceeds the Firehose limit of ${MAX_RECORD_BYTES} bytes`,
+          retryable: false,
+        });
+        return;
+      }
+      entries.push({ index, data, bytes: data.length });
+    });
+    for (const group of chunk(entries, MAX_RECORDS, MAX_CALL_BYTES)) failed.push(...(await this.put(group)));
+    return failed.length > 0 ? { failed: failed.sort((a, b) => a.index - b.index) } : undefined;
+  }
+
+  private async put(group: FirehoseEntry[]): Promise<RecordFailure[]> {
+    let results: PutRecordBatchResponseEntry[];
+    try {
+      const res = await this.client.send(
+        new PutRecordBatchCommand({
+          DeliveryStreamName: this.o.delivery_stream,
+          Records: group.map((e) => ({ Data: e.data })),
+        }),
+      );
+      this.ctx.metrics.count('put_record_batch_calls');
+      results = res.RequestResponses ?? [];
+    } catch (err) {
+      const reason = `PutRecordBatch failed: ${(err as Error).name}: ${(err as Error).message}`;
+      const retryable = isRetryable(err);
+      return group.map((e) => ({ index: e.index, reason, retryable }));
+    }
+    const out: RecordFailure[] = [];
+    for (let i = 0; i < group.length; i++) {
+      const r = results[i];
+      if (r?.RecordId && !r.ErrorCode) continue;
+      const reason = r?.ErrorCode
+        ? `${r.ErrorCode}: ${r.ErrorMessage ?? ''}`.trim()
+        : 'no result for this entry';
+      if (r?.ErrorCode === 'ServiceUnavailableException') this.ctx.metrics.count('throttled_entries');
+      out.push({ index: group[i].index, reason, retryable: true });
+    }
+    return out;
+  }
+}

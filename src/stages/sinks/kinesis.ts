@@ -1,20 +1,216 @@
-/** `kinesis` sink: PutRecords within the API limits, retrying only failed entries. */
+/**
+ * `kinesis` sink: PutRecords within the API limits, returning only the failed entries so the
+ * runtime retries those alone.
+ *
+ * With `ordered: true` a partially failed call could otherwise let a later record of a key land
+ * before an earlier one that is retried. So the batch is sent in waves, each holding at most one
+ * record per partition key (the n-th record of every key), and a wave's failed entries are
+ * retried here, with backoff, before the next wave. Many distinct keys still fill each call;
+ * a single hot key degrades to one record per call, which is the price of its order.
+ */
+import { KinesisClient, PutRecordsCommand, type PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
+import { type CompiledExpr, compile } from '../../expr/index.ts';
+import type { SluiceRecord } from '../../runtime/record.ts';
 import { AwsOptions, Expr } from '../../spec/types.ts';
-import { defineSink, NotImplementedError } from '../define.ts';
+import { awsClientConfig } from '../aws/clients.ts';
+import { chunk, type Entry, encodeValue, isRetryable, MiB } from '../aws/put-batches.ts';
+import {
+  defineSink,
+  type RecordFailure,
+  type Sink,
+  type SinkBatch,
+  type StageContext,
+  type WriteResult,
+} from '../define.ts';
+
+const MAX_RECORDS = 500;
+const MAX_CALL_BYTES = 5 * MiB;
+/** Data plus partition key. */
+const MAX_RECORD_BYTES = MiB;
+const MAX_KEY_CHARS = 256;
+
+const options = Type.Object({
+  stream: Type.String({ minLength: 1, description: 'Stream name', examples: ['flow1'] }),
+  ...AwsOptions,
+  partition_key: Expr({
+    description:
+      'CEL expression giving the partition key (1 to 256 characters); records of one key stay in order in one shard',
+    examples: ['idvendedor', 'meta.partition_key'],
+  }),
+  ordered: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description:
+        'Keep order per partition key across partial failures: at most one record per key per call, failed entries retried before the next',
+    }),
+  ),
+  ordered_attempts: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      default: 8,
+      description:
+        'With ordered: tries per wave inside the sink before its failed keys are handed back to the runtime',
+    }),
+  ),
+});
+
+type Options = typeof options.static;
 
 export const kinesisSink = defineSink({
   type: 'kinesis',
   kind: 'sink',
-  description: 'Writes records to a Kinesis Data Stream with PutRecords (500 records, 5 MiB per call, 1 MiB per record).',
-  options: Type.Object({
-    stream: Type.String({ minLength: 1, description: 'Stream name' }),
-    ...AwsOptions,
-    partition_key: Expr({ description: 'CEL expression giving the partition key', examples: ['idvendedor'] }),
-    ordered: Type.Optional(Type.Boolean({ default: false, description: 'Keep order per partition key across retries' })),
-  }),
-  batching: { defaults: { max_records: 500, max_bytes: 5 * 1024 * 1024, max_age: 200 }, limits: { max_records: 500, max_bytes: 5 * 1024 * 1024, max_record_bytes: 1024 * 1024 } },
-  create() {
-    throw new NotImplementedError('kinesis', 'sink');
+  description:
+    'Writes records to a Kinesis Data Stream with PutRecords (500 records, 5 MiB per call, 1 MiB per record). Bytes and strings are sent as they are, other values as JSON.',
+  options,
+  batching: {
+    defaults: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_age: 200 },
+    limits: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_record_bytes: MAX_RECORD_BYTES },
   },
+  create: (o, ctx) => new KinesisSink(o, ctx),
 });
+
+interface KinesisEntry extends Entry {
+  data: Uint8Array;
+  key: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class KinesisSink implements Sink {
+  readonly client: KinesisClient;
+  private readonly o: Options;
+  private readonly ctx: StageContext;
+  private readonly key: CompiledExpr;
+
+  constructor(o: Options, ctx: StageContext) {
+    this.o = o;
+    this.ctx = ctx;
+    this.key = compile(o.partition_key);
+    this.client = new KinesisClient(awsClientConfig(o));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  async write(batch: SinkBatch): Promise<WriteResult> {
+    const failed: RecordFailure[] = [];
+    const entries = this.prepare(batch.records, failed);
+    if (this.o.ordered) await this.writeOrdered(entries, failed);
+    else {
+      for (const group of chunk(entries, MAX_RECORDS, MAX_CALL_BYTES)) {
+        for (const [e, reason, retryable] of await this.put(group))
+          failed.push({ index: e.index, reason, retryable });
+      }
+    }
+    return failed.length > 0 ? { failed: failed.sort((a, b) => a.index - b.index) } : undefined;
+  }
+
+  /** Encodes records and evaluates keys; records that can never be accepted fail here. */
+  private prepare(records: readonly SluiceRecord[], failed: RecordFailure[]): KinesisEntry[] {
+    const entries: KinesisEntry[] = [];
+    for (let index = 0; index < records.length; index++) {
+      const r = records[index];
+      let key: string;
+      try {
+        const k = this.key.evaluate(r.value, r.meta);
+        key = typeof k === 'string' ? k : JSON.stringify(k);
+      } catch (err) {
+        failed.push({ index, reason: `partition_key: ${(err as Error).message}`, retryable: false });
+        continue;
+      }
+      if (!key || [...key].length > MAX_KEY_CHARS) {
+        failed.push({
+          index,
+          reason: `partition key must have 1 to ${MAX_KEY_CHARS} characters (got ${[...(key ?? '')].length})`,
+          retryable: false,
+        });
+        continue;
+      }
+      const data = encodeValue(r.value);
+      const bytes = data.length + Buffer.byteLength(key);
+      if (bytes > MAX_RECORD_BYTES) {
+        failed.push({
+          index,
+          reason: `record of ${bytes} bytes (data and partition key) exceeds the Kinesis limit of ${MAX_RECORD_BYTES} bytes`,
+          retryable: false,
+        });
+        continue;
+      }
+      entries.push({ index, data, key, bytes });
+    }
+    return entries;
+  }
+
+  /** One PutRecords call per group; returns the entries AWS did not accept. */
+  private async put(group: KinesisEntry[]): Promise<[KinesisEntry, string, boolean][]> {
+    let results: PutRecordsResultEntry[];
+    try {
+      const res = await this.client.send(
+        new PutRecordsCommand({
+          StreamName: this.o.stream,
+          Records: group.map((e) => ({ Data: e.data, PartitionKey: e.key })),
+        }),
+      );
+      this.ctx.metrics.count('put_records_calls');
+      results = res.Records ?? [];
+    } catch (err) {
+      // The whole call failed: none of its entries is in the stream.
+      const reason = `PutRecords failed: ${(err as Error).name}: ${(err as Error).message}`;
+      const retryable = isRetryable(err);
+      return group.map((e) => [e, reason, retryable]);
+    }
+    const out: [KinesisEntry, string, boolean][] = [];
+    for (let i = 0; i < group.length; i++) {
+      const r = results[i];
+      if (r?.SequenceNumber && !r.ErrorCode) continue;
+      const reason = r?.ErrorCode
+        ? `${r.ErrorCode}: ${r.ErrorMessage ?? ''}`.trim()
+        : 'no result for this entry';
+      if (r?.ErrorCode === 'ProvisionedThroughputExceededException')
+        this.ctx.metrics.count('throttled_entries');
+      out.push([group[i], reason, true]);
+    }
+    return out;
+  }
+
+  private async writeOrdered(entries: KinesisEntry[], failed: RecordFailure[]): Promise<void> {
+    // waves[n] holds the n-th record of every key, in batch order.
+    const waves: KinesisEntry[][] = [];
+    const seen = new Map<string, number>();
+    for (const e of entries) {
+      const n = seen.get(e.key) ?? 0;
+      seen.set(e.key, n + 1);
+      if (n === waves.length) waves.push([]);
+      waves[n].push(e);
+    }
+    const given = new Map<string, string>(); // key → why its remaining records are handed back
+    const attempts = this.o.ordered_attempts ?? 8;
+    for (const wave of waves) {
+      let pending = wave.filter((e) => {
+        const why = given.get(e.key);
+        if (why === undefined) return true;
+        failed.push({ index: e.index, reason: why, retryable: true });
+        return false;
+      });
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        const again: [KinesisEntry, string, boolean][] = [];
+        for (const group of chunk(pending, MAX_RECORDS, MAX_CALL_BYTES))
+          again.push(...(await this.put(group)));
+        if (again.length === 0) break;
+        const permanent = again.filter(([, , retryable]) => !retryable);
+        const last = attempt >= attempts;
+        for (const [e, reason, retryable] of again) {
+          if (retryable && !last) continue;
+          failed.push({ index: e.index, reason, retryable });
+          given.set(e.key, `not sent: an earlier record with partition key '${e.key}' failed (${reason})`);
+        }
+        if (last || permanent.length === again.length) break;
+        pending = again.filter(([, , retryable]) => retryable).map(([e]) => e);
+        this.ctx.metrics.retried(pending.length);
+        await sleep(Math.min(5_000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+      }
+    }
+  }
+}
