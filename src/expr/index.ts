@@ -60,8 +60,9 @@ class Scope extends Map<string, unknown> {
 class Compiled implements CompiledExpr {
   readonly source: string;
   readonly #run: ParseResult;
+  // Evaluation is synchronous (no async functions are registered), so one scope per
+  // expression can be reused for every record.
   readonly #scope = new Scope();
-  #busy = false;
 
   constructor(source: string, run: ParseResult) {
     this.source = source;
@@ -69,24 +70,18 @@ class Compiled implements CompiledExpr {
   }
 
   evaluate(value: unknown, meta?: Meta): unknown {
-    // One reusable scope; a nested call (only possible from inside a function handler)
-    // gets its own.
-    const scope = this.#busy ? new Scope() : this.#scope;
-    const reused = scope === this.#scope;
+    const scope = this.#scope;
     scope.value = value;
     scope.meta = meta ?? EMPTY_META;
-    this.#busy = true;
     try {
       const out = this.#run(scope);
       return out === undefined ? null : toPlain(out);
     } catch (e) {
       throw toEvalError(e, this.source);
     } finally {
-      if (reused) {
-        this.#busy = false;
-        scope.value = undefined;
-        scope.meta = EMPTY_META;
-      }
+      // Do not keep the last record alive.
+      scope.value = undefined;
+      scope.meta = EMPTY_META;
     }
   }
 }

@@ -135,14 +135,24 @@ function zoneOffset(ms: number, timeZone: string): number {
   return utcMillis(f) - (ms - (((ms % 1000) + 1000) % 1000));
 }
 
-/** Converts a wall-clock time in `timeZone` to epoch millis. */
+const DAY = 86_400_000;
+
+/**
+ * Converts a wall-clock time in `timeZone` to epoch millis. A time that occurs twice (clocks
+ * turned back) resolves to the earlier instant; a time skipped by a daylight-saving gap is
+ * moved forward by the length of the gap (02:30 becomes 03:30).
+ */
 function wallClockToUtc(wall: number, timeZone: string | undefined): number {
   if (isUtc(timeZone)) return wall;
   const tz = timeZone as string;
-  const first = zoneOffset(wall, tz);
-  const guess = wall - first;
-  const second = zoneOffset(guess, tz);
-  return second === first ? guess : wall - second;
+  const before = zoneOffset(wall - DAY, tz);
+  const offsets = new Set([before, zoneOffset(wall, tz), zoneOffset(wall + DAY, tz)]);
+  let best: number | undefined;
+  for (const o of offsets) {
+    const t = wall - o;
+    if (zoneOffset(t, tz) === o && (best === undefined || t < best)) best = t;
+  }
+  return best ?? wall - before;
 }
 
 function pad(n: number, width: number): string {
