@@ -111,9 +111,12 @@ export function checkCertUrl(raw: string, hostAllowed: (url: URL) => boolean): U
     throw new SignatureError('cert-url', 'SigningCertURL is not a URL');
   }
   if (url.protocol !== 'https:') throw new SignatureError('cert-url', 'SigningCertURL is not HTTPS');
-  if (url.username || url.password) throw new SignatureError('cert-url', 'SigningCertURL carries credentials');
-  if (!hostAllowed(url)) throw new SignatureError('cert-url', `SigningCertURL host ${url.host} is not allowed`);
-  if (!url.pathname.endsWith('.pem')) throw new SignatureError('cert-url', 'SigningCertURL does not name a .pem');
+  if (url.username || url.password)
+    throw new SignatureError('cert-url', 'SigningCertURL carries credentials');
+  if (!hostAllowed(url))
+    throw new SignatureError('cert-url', `SigningCertURL host ${url.host} is not allowed`);
+  if (!url.pathname.endsWith('.pem'))
+    throw new SignatureError('cert-url', 'SigningCertURL does not name a .pem');
   return url;
 }
 
@@ -123,7 +126,9 @@ export type CertFetcher = (url: URL) => Promise<string>;
  * Fetches a PEM over HTTPS with the process's trusted CAs (plus `ca` when given: tests pass
  * the CA of a local server here; specs cannot). No redirects, bounded size and time.
  */
-export function httpsCertFetcher(opts: { ca?: string | Buffer; timeoutMs?: number; maxBytes?: number } = {}): CertFetcher {
+export function httpsCertFetcher(
+  opts: { ca?: string | Buffer; timeoutMs?: number; maxBytes?: number } = {},
+): CertFetcher {
   const timeoutMs = opts.timeoutMs ?? 5_000;
   const maxBytes = opts.maxBytes ?? 64 * 1024;
   return (url) =>
@@ -168,7 +173,10 @@ export class SnsSignatureVerifier {
   private readonly fetchCert: CertFetcher;
   private readonly cacheSize: number;
   private readonly now: () => number;
-  private readonly cache = new Map<string, Promise<{ key: KeyObject; notAfter: number; notBefore: number }>>();
+  private readonly cache = new Map<
+    string,
+    Promise<{ key: KeyObject; notAfter: number; notBefore: number }>
+  >();
   /** Certificate downloads so far (for metrics and tests). */
   fetches = 0;
 
@@ -187,7 +195,8 @@ export class SnsSignatureVerifier {
     const algorithm = m.SignatureVersion === '1' ? 'sha1' : m.SignatureVersion === '2' ? 'sha256' : undefined;
     if (!algorithm) throw new SignatureError('bad-version', `unknown SignatureVersion ${m.SignatureVersion}`);
     const text = stringToSign(m);
-    if (text === undefined) throw new SignatureError('unsigned', `fields missing for a signed ${m.Type} message`);
+    if (text === undefined)
+      throw new SignatureError('unsigned', `fields missing for a signed ${m.Type} message`);
     const url = checkCertUrl(m.SigningCertURL, this.hostAllowed);
     const cert = await this.certificate(url);
     const now = this.now();
@@ -220,11 +229,17 @@ export class SnsSignatureVerifier {
             notAfter: Date.parse(x509.validTo),
           };
         } catch (e) {
-          throw new SignatureError('cert-invalid', `signing certificate is not a valid PEM: ${(e as Error).message}`);
+          throw new SignatureError(
+            'cert-invalid',
+            `signing certificate is not a valid PEM: ${(e as Error).message}`,
+          );
         }
       },
       (e: unknown) => {
-        throw new SignatureError('cert-fetch', `cannot fetch the signing certificate: ${(e as Error).message}`);
+        throw new SignatureError(
+          'cert-fetch',
+          `cannot fetch the signing certificate: ${(e as Error).message}`,
+        );
       },
     );
     entry.catch(() => {

@@ -16,7 +16,7 @@ import { type EncodedObject, encodeBatch, objectKey } from '../../runtime/object
 import { compileTemplate } from '../../runtime/template.ts';
 import { AwsOptions, Size, Template } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
-import { defineSink, type Sink, type SinkBatch, StageError, type StageContext } from '../define.ts';
+import { defineSink, type Sink, type SinkBatch, type StageContext, StageError } from '../define.ts';
 
 const MiB = 1024 * 1024;
 /** S3's floor for every part but the last. */
@@ -30,7 +30,11 @@ export const s3Sink = defineSink({
     'Keys built only from {partition}, {first_position}, {last_position}, {count} and {ext} are deterministic: ' +
     'a replay after a crash overwrites the same object.',
   options: Type.Object({
-    bucket: Type.String({ minLength: 1, description: 'Bucket name', examples: ['historico-consumo-fazendas'] }),
+    bucket: Type.String({
+      minLength: 1,
+      description: 'Bucket name',
+      examples: ['historico-consumo-fazendas'],
+    }),
     key: Template({
       description:
         'Object key template. Deterministic across replays with {partition}, {first_position}, {last_position}, {count}, {ext}; ' +
@@ -39,12 +43,15 @@ export const s3Sink = defineSink({
     }),
     ...AwsOptions,
     force_path_style: Type.Optional(
-      Type.Boolean({ description: 'Path-style addressing (moto, MinIO); on when a custom endpoint is set, unless false' }),
+      Type.Boolean({
+        description: 'Path-style addressing (moto, MinIO); on when a custom endpoint is set, unless false',
+      }),
     ),
     format: Type.Optional(
       Type.Union([Type.Literal('ndjson'), Type.Literal('csv')], {
         default: 'ndjson',
-        description: 'ndjson: one JSON value per line; csv: a header with the union of field names, then one row per record',
+        description:
+          'ndjson: one JSON value per line; csv: a header with the union of field names, then one row per record',
       }),
     ),
     compression: Type.Optional(
@@ -54,11 +61,18 @@ export const s3Sink = defineSink({
       }),
     ),
     multipart_threshold: Type.Optional(
-      Size({ default: '16MiB', description: 'Objects at least this large are uploaded in parts', examples: ['64MiB'] }),
+      Size({
+        default: '16MiB',
+        description: 'Objects at least this large are uploaded in parts',
+        examples: ['64MiB'],
+      }),
     ),
     part_size: Type.Optional(Size({ default: '8MiB', description: 'Multipart part size (≥ 5MiB)' })),
     storage_class: Type.Optional(
-      Type.String({ description: 'S3 storage class of the objects', examples: ['STANDARD_IA', 'INTELLIGENT_TIERING'] }),
+      Type.String({
+        description: 'S3 storage class of the objects',
+        examples: ['STANDARD_IA', 'INTELLIGENT_TIERING'],
+      }),
     ),
   }),
   check(o, report) {
@@ -66,7 +80,11 @@ export const s3Sink = defineSink({
       report(['part_size'], 'aws-limit', 'S3 multipart parts must be at least 5 MiB (all but the last)');
     }
     if (o.multipart_threshold !== undefined && o.multipart_threshold > 5 * 1024 * MiB) {
-      report(['multipart_threshold'], 'aws-limit', 'a single PutObject is limited to 5 GiB; lower multipart_threshold');
+      report(
+        ['multipart_threshold'],
+        'aws-limit',
+        'a single PutObject is limited to 5 GiB; lower multipart_threshold',
+      );
     }
   },
   batching: {
@@ -139,7 +157,10 @@ export class S3Sink implements Sink {
     }
     this.ctx.metrics.count('objects');
     this.ctx.metrics.count('object_bytes', encoded.body.length);
-    this.ctx.log.debug({ key, records: batch.records.length, bytes: encoded.body.length }, 's3 object written');
+    this.ctx.log.debug(
+      { key, records: batch.records.length, bytes: encoded.body.length },
+      's3 object written',
+    );
     return undefined;
   }
 

@@ -1,22 +1,284 @@
-/** `sns` sink: Publish / PublishBatch with attributes, subject and FIFO ids from expressions. */
+/**
+ * `sns` sink: publishes each record as one SNS message. Batches go out with PublishBatch (at
+ * most 10 entries and 256 KiB per call; a lone record with Publish). Entries SNS refuses come
+ * back as per-record failures, so only those are retried; a refusal that retrying cannot fix
+ * (SenderFault, an expression error) goes to the error output at once.
+ */
+import {
+  type MessageAttributeValue,
+  PublishBatchCommand,
+  type PublishBatchRequestEntry,
+  PublishCommand,
+  SNSClient,
+  SNSServiceException,
+} from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
+import { type CompiledExpr, compile } from '../../expr/index.ts';
+import type { SluiceRecord } from '../../runtime/record.ts';
 import { AwsOptions, Expr } from '../../spec/types.ts';
-import { defineSink, NotImplementedError } from '../define.ts';
+import { awsClientConfig } from '../aws/clients.ts';
+import {
+  defineSink,
+  type RecordFailure,
+  type Sink,
+  type SinkBatch,
+  type StageContext,
+  StageError,
+  type WriteResult,
+} from '../define.ts';
+
+const MAX_ENTRIES = 10;
+const MAX_BYTES = 256 * 1024;
 
 export const snsSink = defineSink({
   type: 'sns',
   kind: 'sink',
-  description: 'Publishes records to an SNS topic with PublishBatch (10 entries, 256 KiB per call).',
+  description:
+    'Publishes records to an SNS topic with PublishBatch (10 entries, 256 KiB per call); subject, attributes and FIFO ids from expressions.',
   options: Type.Object({
-    topic_arn: Type.String({ minLength: 1, description: 'Topic ARN' }),
+    topic_arn: Type.String({
+      minLength: 1,
+      description: 'Topic ARN (a name ending in .fifo is a FIFO topic and needs group_id)',
+      examples: ['arn:aws:sns:us-east-1:123456789012:consumo'],
+    }),
     ...AwsOptions,
-    subject: Type.Optional(Expr({ description: 'CEL expression for the Subject' })),
-    attributes: Type.Optional(Type.Record(Type.String(), Expr({ description: 'CEL expression for a message attribute' }))),
-    group_id: Type.Optional(Expr({ description: 'FIFO topics: message group id' })),
-    dedup_id: Type.Optional(Expr({ description: 'FIFO topics: deduplication id' })),
+    subject: Type.Optional(
+      Expr({
+        description: 'CEL expression for the Subject (ASCII, at most 100 characters)',
+        examples: ['"consumo " + id_lote'],
+      }),
+    ),
+    attributes: Type.Optional(
+      Type.Record(
+        Type.String({ minLength: 1 }),
+        Expr({ description: 'CEL expression for a message attribute' }),
+        {
+          description:
+            'Message attributes by name. Strings become String, numbers Number, lists String.Array, bytes Binary; null leaves the attribute out',
+          examples: [{ cod_cliente: 'cod_cliente' }],
+        },
+      ),
+    ),
+    group_id: Type.Optional(Expr({ description: 'FIFO topics: message group id', examples: ['id_lote'] })),
+    dedup_id: Type.Optional(
+      Expr({
+        description: 'FIFO topics: deduplication id (otherwise the topic needs content-based deduplication)',
+        examples: ['id_treated_data'],
+      }),
+    ),
   }),
-  batching: { defaults: { max_records: 10, max_bytes: 256 * 1024, max_age: 100 }, limits: { max_records: 10, max_bytes: 256 * 1024, max_record_bytes: 256 * 1024 } },
-  create() {
-    throw new NotImplementedError('sns', 'sink');
+  check(o, report) {
+    const fifo = o.topic_arn.endsWith('.fifo');
+    if (fifo && !o.group_id)
+      report(['group_id'], 'aws-limit', 'FIFO topics need a message group id: set group_id');
+    if (!fifo && (o.group_id || o.dedup_id)) {
+      report(
+        [o.group_id ? 'group_id' : 'dedup_id'],
+        'schema-value',
+        'group_id and dedup_id apply to FIFO topics (.fifo) only',
+        'warning',
+      );
+    }
+    for (const name of Object.keys(o.attributes ?? {})) {
+      if (!/^[A-Za-z0-9_.-]{1,256}$/.test(name) || name.startsWith('AWS.') || name.startsWith('Amazon.')) {
+        report(['attributes', name], 'aws-limit', `message attribute name '${name}' is not allowed by SNS`);
+      }
+    }
+  },
+  batching: {
+    defaults: { max_records: MAX_ENTRIES, max_bytes: MAX_BYTES, max_age: 100 },
+    limits: { max_records: MAX_ENTRIES, max_bytes: MAX_BYTES, max_record_bytes: MAX_BYTES },
+  },
+  create(o, ctx) {
+    return new SnsSink(new SNSClient(awsClientConfig(o)), o, ctx);
   },
 });
+
+export interface SnsSinkOptions {
+  topic_arn: string;
+  subject?: string;
+  attributes?: Record<string, string>;
+  group_id?: string;
+  dedup_id?: string;
+}
+
+interface Entry {
+  index: number;
+  bytes: number;
+  entry: PublishBatchRequestEntry;
+}
+
+/** Request-level errors that the same request will hit again. */
+const PERMANENT = new Set([
+  'InvalidParameterException',
+  'InvalidParameterValueException',
+  'ValidationException',
+]);
+
+export class SnsSink implements Sink {
+  private readonly client: SNSClient;
+  private readonly topic: string;
+  private readonly subject: CompiledExpr | undefined;
+  private readonly attributes: [string, CompiledExpr][];
+  private readonly groupId: CompiledExpr | undefined;
+  private readonly dedupId: CompiledExpr | undefined;
+  private readonly ctx: StageContext;
+
+  constructor(client: SNSClient, o: SnsSinkOptions, ctx: StageContext) {
+    this.client = client;
+    this.topic = o.topic_arn;
+    this.subject = o.subject ? compile(o.subject) : undefined;
+    this.attributes = Object.entries(o.attributes ?? {}).map(([k, v]) => [k, compile(v)]);
+    this.groupId = o.group_id ? compile(o.group_id) : undefined;
+    this.dedupId = o.dedup_id ? compile(o.dedup_id) : undefined;
+    this.ctx = ctx;
+  }
+
+  async write(batch: SinkBatch): Promise<WriteResult> {
+    const failed: RecordFailure[] = [];
+    const entries: Entry[] = [];
+    batch.records.forEach((r, index) => {
+      try {
+        entries.push(this.entry(r, index));
+      } catch (e) {
+        failed.push({ index, reason: (e as Error).message, retryable: false });
+      }
+    });
+
+    let requestError: unknown;
+    let published = 0;
+    for (const chunk of chunks(entries)) {
+      try {
+        published += await this.send(chunk, failed);
+      } catch (e) {
+        requestError = e;
+        const retryable = !(e instanceof SNSServiceException && PERMANENT.has(e.name));
+        for (const c of chunk)
+          failed.push({ index: c.index, reason: `sns: ${(e as Error).message}`, retryable });
+      }
+    }
+    if (published > 0) {
+      this.ctx.metrics.count('messages_published', published);
+    }
+    // Nothing went out because of one request-level error: fail the batch as a whole.
+    if (
+      requestError !== undefined &&
+      published === 0 &&
+      failed.length === batch.records.length &&
+      entries.length > 0
+    ) {
+      const e = requestError as Error;
+      throw new StageError(`sns publish to ${this.topic}: ${e.message}`, {
+        retryable: !(e instanceof SNSServiceException && PERMANENT.has(e.name)),
+        cause: e,
+      });
+    }
+    return failed.length > 0 ? { failed } : undefined;
+  }
+
+  /** Sends one chunk; returns how many entries SNS accepted and adds the refused ones to `failed`. */
+  private async send(chunk: Entry[], failed: RecordFailure[]): Promise<number> {
+    this.ctx.metrics.count('publish_requests');
+    if (chunk.length === 1) {
+      const { entry } = chunk[0];
+      await this.client.send(
+        new PublishCommand({
+          TopicArn: this.topic,
+          Message: entry.Message,
+          Subject: entry.Subject,
+          MessageAttributes: entry.MessageAttributes,
+          MessageGroupId: entry.MessageGroupId,
+          MessageDeduplicationId: entry.MessageDeduplicationId,
+        }),
+      );
+      return 1;
+    }
+    const out = await this.client.send(
+      new PublishBatchCommand({
+        TopicArn: this.topic,
+        PublishBatchRequestEntries: chunk.map((c) => c.entry),
+      }),
+    );
+    const byId = new Map(chunk.map((c) => [c.entry.Id, c.index]));
+    for (const f of out.Failed ?? []) {
+      const index = byId.get(f.Id);
+      if (index === undefined) continue;
+      failed.push({
+        index,
+        reason: `sns ${f.Code ?? 'error'}: ${f.Message ?? ''}`.trim(),
+        retryable: f.SenderFault !== true,
+      });
+    }
+    return out.Successful?.length ?? chunk.length - (out.Failed?.length ?? 0);
+  }
+
+  private entry(r: SluiceRecord, index: number): Entry {
+    const message = typeof r.value === 'string' ? r.value : JSON.stringify(r.value);
+    if (message === undefined || message.length === 0) throw new Error('empty message: SNS needs a body');
+    let bytes = Buffer.byteLength(message);
+    const entry: PublishBatchRequestEntry = { Id: String(index), Message: message };
+    if (this.subject) {
+      const s = this.subject.evaluate(r.value, r.meta);
+      if (s !== null && s !== undefined) {
+        const subject = String(s);
+        if (subject.length === 0 || subject.length > 100 || !/^[\x20-\x7e]+$/.test(subject)) {
+          throw new Error('subject must be 1 to 100 printable ASCII characters');
+        }
+        entry.Subject = subject;
+      }
+    }
+    if (this.attributes.length > 0) {
+      const attrs: Record<string, MessageAttributeValue> = {};
+      for (const [name, expr] of this.attributes) {
+        const a = attribute(expr.evaluate(r.value, r.meta));
+        if (!a) continue;
+        attrs[name] = a;
+        bytes += Buffer.byteLength(name) + Buffer.byteLength(a.DataType ?? '');
+        bytes += a.BinaryValue ? a.BinaryValue.length : Buffer.byteLength(a.StringValue ?? '');
+      }
+      if (Object.keys(attrs).length > 10) throw new Error('SNS allows at most 10 message attributes');
+      entry.MessageAttributes = attrs;
+    }
+    if (this.groupId)
+      entry.MessageGroupId = requiredString(this.groupId.evaluate(r.value, r.meta), 'group_id');
+    if (this.dedupId)
+      entry.MessageDeduplicationId = requiredString(this.dedupId.evaluate(r.value, r.meta), 'dedup_id');
+    if (bytes > MAX_BYTES) throw new Error(`message of ${bytes} bytes exceeds SNS's 256 KiB`);
+    return { index, bytes, entry };
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+/** Up to 10 entries and 256 KiB per request, in record order. */
+function* chunks(entries: Entry[]): Generator<Entry[]> {
+  let chunk: Entry[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    if (chunk.length === MAX_ENTRIES || (chunk.length > 0 && bytes + e.bytes > MAX_BYTES)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(e);
+    bytes += e.bytes;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+function attribute(v: unknown): MessageAttributeValue | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'string') return { DataType: 'String', StringValue: v };
+  if (typeof v === 'number' || typeof v === 'bigint') return { DataType: 'Number', StringValue: String(v) };
+  if (typeof v === 'boolean') return { DataType: 'String', StringValue: String(v) };
+  if (v instanceof Uint8Array) return { DataType: 'Binary', BinaryValue: v };
+  if (Array.isArray(v)) return { DataType: 'String.Array', StringValue: JSON.stringify(v) };
+  return { DataType: 'String', StringValue: JSON.stringify(v) };
+}
+
+function requiredString(v: unknown, what: string): string {
+  if (v === null || v === undefined || v === '') throw new Error(`${what} evaluated to nothing`);
+  return String(v);
+}

@@ -9,10 +9,17 @@
  * 408 body too slow; 413 body larger than `max_body`; 415 content type; 500 a sink failed;
  * 503 busy, backpressured, acks too slow, or shutting down.
  */
+
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
-import { createServer, type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { RecordInit } from '../../runtime/record.ts';
 import { AwsOptions, Duration, Size } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
@@ -34,19 +41,26 @@ export const snsSource = defineSource({
   options: Type.Object({
     listen: Type.Object(
       {
-        address: Type.Optional(Type.String({ default: '127.0.0.1', description: 'Address to bind', examples: ['0.0.0.0'] })),
+        address: Type.Optional(
+          Type.String({ default: '127.0.0.1', description: 'Address to bind', examples: ['0.0.0.0'] }),
+        ),
         port: Type.Integer({ minimum: 0, maximum: 65535, description: 'Port to bind', examples: [8080] }),
-        path: Type.Optional(Type.String({ default: '/', pattern: '^/', description: 'Path SNS posts to', examples: ['/sns'] })),
+        path: Type.Optional(
+          Type.String({ default: '/', pattern: '^/', description: 'Path SNS posts to', examples: ['/sns'] }),
+        ),
       },
       { additionalProperties: false },
     ),
     ...AwsOptions,
     topic_arn: Type.Optional(
-      Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
-        description:
-          'Allowed topic ARNs: messages from other topics get 403 and their subscriptions are not confirmed. When absent, any topic is accepted',
-        examples: ['arn:aws:sns:us-east-1:123456789012:consumo'],
-      }),
+      Type.Union(
+        [Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })],
+        {
+          description:
+            'Allowed topic ARNs: messages from other topics get 403 and their subscriptions are not confirmed. When absent, any topic is accepted',
+          examples: ['arn:aws:sns:us-east-1:123456789012:consumo'],
+        },
+      ),
     ),
     verify: Type.Optional(
       Type.Boolean({
@@ -78,23 +92,35 @@ export const snsSource = defineSource({
     codec: Type.Optional(
       Type.Union([Type.Literal('json'), Type.Literal('text')], {
         default: 'json',
-        description: 'How the message body becomes the record value; undecodable messages go to the error output',
+        description:
+          'How the message body becomes the record value; undecodable messages go to the error output',
       }),
     ),
-    max_body: Type.Optional(Size({ default: '256KiB', description: 'Largest request body accepted (413 above)' })),
+    max_body: Type.Optional(
+      Size({ default: '256KiB', description: 'Largest request body accepted (413 above)' }),
+    ),
     max_concurrent: Type.Optional(
-      Type.Integer({ minimum: 1, default: 64, description: 'Requests handled at once; more get 503 with Retry-After' }),
+      Type.Integer({
+        minimum: 1,
+        default: 512,
+        description:
+          'Open requests at once, those waiting for their acks included; more get 503 with Retry-After. ' +
+          'Needs about delivery rate × sink flush interval',
+      }),
     ),
     request_timeout: Type.Optional(
       Duration({
-        default: '30s',
-        description: 'Longest a request may take, body and ack wait included (408 for a slow body, 503 for slow acks)',
+        default: '15s',
+        description:
+          'Longest a request may take, body and ack wait included (408 for a slow body, 503 for slow acks). ' +
+          'SNS waits about 15 s for an answer, so keep sink buffers’ max_age well below it',
       }),
     ),
     accept_timeout: Type.Optional(
       Duration({
         default: '1s',
-        description: 'How long a message may wait for room in a full pipeline before the request gets 503 (backpressure)',
+        description:
+          'How long a message may wait for room in a full pipeline before the request gets 503 (backpressure)',
       }),
     ),
   }),
@@ -115,7 +141,12 @@ export const snsSource = defineSource({
       );
     }
     if (o.topic_arn === undefined) {
-      report(['topic_arn'], 'insecure-setting', 'no topic_arn allow-list: messages from any topic are accepted', 'warning');
+      report(
+        ['topic_arn'],
+        'insecure-setting',
+        'no topic_arn allow-list: messages from any topic are accepted',
+        'warning',
+      );
     }
     if (o.subscribe !== undefined && o.topic_arn === undefined) {
       report(['subscribe'], 'schema-value', 'subscribe needs topic_arn: the topics to subscribe to');
@@ -202,10 +233,11 @@ export class SnsHttpSource implements Source {
     const certAllowed = compileHostPattern(certHost);
     const endpoint = config.endpoint ? new URL(config.endpoint) : undefined;
     this.confirmAllowed = (url) =>
-      (url.protocol === 'https:' && certAllowed(url)) || (endpoint !== undefined && url.origin === endpoint.origin);
+      (url.protocol === 'https:' && certAllowed(url)) ||
+      (endpoint !== undefined && url.origin === endpoint.origin);
     this.maxBody = o.max_body ?? 256 * 1024;
-    this.maxConcurrent = o.max_concurrent ?? 64;
-    this.requestTimeout = o.request_timeout ?? 30_000;
+    this.maxConcurrent = o.max_concurrent ?? 512;
+    this.requestTimeout = o.request_timeout ?? 15_000;
     this.acceptTimeout = o.accept_timeout ?? 1_000;
     this.listening = new Promise((r) => {
       this.resolveListening = r;
@@ -213,7 +245,10 @@ export class SnsHttpSource implements Source {
   }
 
   async run(sc: SourceContext): Promise<void> {
-    const server = createServer({ requestTimeout: this.requestTimeout, headersTimeout: Math.min(this.requestTimeout, 60_000) });
+    const server = createServer({
+      requestTimeout: this.requestTimeout,
+      headersTimeout: Math.min(this.requestTimeout, 60_000),
+    });
     // Node checks request timeouts on this interval; the default (30 s) lets slow clients linger.
     (server as Server & { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1_000;
     this.server = server;
@@ -222,7 +257,7 @@ export class SnsHttpSource implements Source {
       const finished = new Promise<void>((r) => res.once('close', r));
       this.open.add(finished);
       finished.then(() => this.open.delete(finished));
-      this.handle(req, res, sc).catch((e: unknown) => {
+      this.handle(req, res, sc, finished).catch((e: unknown) => {
         this.ctx.log.error({ err: e }, 'sns request failed');
         reply(res, 500, 'internal error');
       });
@@ -233,7 +268,9 @@ export class SnsHttpSource implements Source {
       this.ctx.metrics.count('bad_requests');
       this.ctx.log.debug({ err, status }, 'sns client error');
       if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
-        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        socket.end(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        );
       }
       socket.destroy();
     });
@@ -245,7 +282,10 @@ export class SnsHttpSource implements Source {
       });
     });
     const address = server.address() as AddressInfo;
-    this.ctx.log.info({ address: address.address, port: address.port, path: this.path }, 'sns endpoint listening');
+    this.ctx.log.info(
+      { address: address.address, port: address.port, path: this.path },
+      'sns endpoint listening',
+    );
     this.resolveListening(address);
 
     if (this.o.subscribe) await this.subscribe(this.o.subscribe);
@@ -283,7 +323,12 @@ export class SnsHttpSource implements Source {
     if (!this.deps.sns) client.destroy();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse, sc: SourceContext): Promise<void> {
+  private async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    sc: SourceContext,
+    finished: Promise<void>,
+  ): Promise<void> {
     this.ctx.metrics.count('requests');
     if (this.stopping || sc.signal.aborted) {
       res.setHeader('Connection', 'close');
@@ -301,8 +346,8 @@ export class SnsHttpSource implements Source {
       req.resume();
       return reply(res, 503, 'too many requests in flight', 1);
     }
-    // Held until the message is inside the pipeline, even after a 503, so that messages
-    // waiting for room count against max_concurrent and memory stays bounded.
+    // Held until the request is answered and its message is inside the pipeline (even after
+    // a 503), so open requests and messages waiting for room both count against the limit.
     this.busy++;
     try {
       await this.serve(req, res, sc);
@@ -315,6 +360,7 @@ export class SnsHttpSource implements Source {
         throw e;
       }
     } finally {
+      await finished;
       this.busy--;
     }
   }
@@ -343,7 +389,8 @@ export class SnsHttpSource implements Source {
     } else {
       m = parseEnvelope(body);
     }
-    if (this.topics && !this.topics.has(m.TopicArn)) throw new HttpError(403, `topic ${m.TopicArn} is not allowed`);
+    if (this.topics && !this.topics.has(m.TopicArn))
+      throw new HttpError(403, `topic ${m.TopicArn} is not allowed`);
     if (this.verifier && !(this.o.raw && rawType === 'Notification')) {
       try {
         await this.verifier.verify(m);
@@ -395,7 +442,11 @@ export class SnsHttpSource implements Source {
     res: ServerResponse,
     sc: SourceContext,
   ): Promise<void> {
-    const meta: Record<string, unknown> = { message_id: m.MessageId, topic_arn: m.TopicArn, timestamp: m.Timestamp };
+    const meta: Record<string, unknown> = {
+      message_id: m.MessageId,
+      topic_arn: m.TopicArn,
+      timestamp: m.Timestamp,
+    };
     if (m.Subject !== undefined) meta.subject = m.Subject;
     if (m.MessageAttributes) {
       const attributes: Record<string, string> = {};
@@ -477,9 +528,11 @@ function header(req: IncomingMessage, name: string): string | undefined {
 function checkContentType(value: string | undefined): void {
   if (value === undefined) throw new HttpError(415, 'missing content type');
   const [type, ...params] = value.split(';').map((s) => s.trim().toLowerCase());
-  if (!JSON_TYPES.has(type)) throw new HttpError(415, `content type ${type} is not text/plain or application/json`);
+  if (!JSON_TYPES.has(type))
+    throw new HttpError(415, `content type ${type} is not text/plain or application/json`);
   for (const p of params) {
-    if (p.startsWith('charset=') && !/^charset="?utf-?8"?$/.test(p)) throw new HttpError(415, `charset must be UTF-8`);
+    if (p.startsWith('charset=') && !/^charset="?utf-?8"?$/.test(p))
+      throw new HttpError(415, `charset must be UTF-8`);
   }
 }
 
@@ -539,7 +592,8 @@ function parseEnvelope(body: Buffer): SnsEnvelope {
   } catch {
     throw new HttpError(400, 'body is not JSON');
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'body is not an SNS message');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new HttpError(400, 'body is not an SNS message');
   const m = v as Record<string, unknown>;
   for (const f of ['Type', 'MessageId', 'TopicArn', 'Message', 'Timestamp']) {
     if (typeof m[f] !== 'string') throw new HttpError(400, `SNS message without ${f}`);
