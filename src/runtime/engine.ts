@@ -4,6 +4,7 @@
  * failures to error outputs, flushes checkpoints, and stops cleanly.
  */
 import type { Logger } from 'pino';
+import type { PipelineSpec, StageSpec } from '../spec/validate.ts';
 import type {
   Batching,
   RecordFailure,
@@ -16,7 +17,6 @@ import type {
   Transform,
   TransformOutput,
 } from '../stages/define.ts';
-import type { PipelineSpec, StageSpec } from '../spec/validate.ts';
 import { AckGroup } from './ack.ts';
 import { type Batch, Channel } from './channel.ts';
 import { BufferedScope, type CheckpointStore, FileCheckpointStore } from './checkpoint.ts';
@@ -107,7 +107,13 @@ export class Pipeline {
       };
       if (s.def.kind === 'source') {
         const source = s.def.create(s.options as never, ctx);
-        const node: SourceNode = { spec: s, source, metrics, scope: new BufferedScope(this.store, s.name), abort: new AbortController() };
+        const node: SourceNode = {
+          spec: s,
+          source,
+          metrics,
+          scope: new BufferedScope(this.store, s.name),
+          abort: new AbortController(),
+        };
         metrics.queueFill = () => Math.max(0, ...(this.readers.get(s.name) ?? []).map((c) => c.fill));
         this.sources.push(node);
         continue;
@@ -125,8 +131,10 @@ export class Pipeline {
         const def = s.def as SinkDefinition;
         const policy = typeof def.batching === 'function' ? def.batching(s.options as never) : def.batching;
         const batching: Batching = { ...policy.defaults, ...stripUndefined(s.buffer) };
-        if (policy.limits?.max_records) batching.max_records = Math.min(batching.max_records, policy.limits.max_records);
-        if (policy.limits?.max_bytes) batching.max_bytes = Math.min(batching.max_bytes, policy.limits.max_bytes);
+        if (policy.limits?.max_records)
+          batching.max_records = Math.min(batching.max_records, policy.limits.max_records);
+        if (policy.limits?.max_bytes)
+          batching.max_bytes = Math.min(batching.max_bytes, policy.limits.max_bytes);
         this.sinks.push({
           spec: s,
           sink: def.create(s.options as never, ctx),
@@ -144,7 +152,8 @@ export class Pipeline {
   stop(reason = 'stop requested'): void {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.metrics.state === 'running' || this.metrics.state === 'starting') this.metrics.state = 'draining';
+    if (this.metrics.state === 'running' || this.metrics.state === 'starting')
+      this.metrics.state = 'draining';
     this.log.info({ reason }, 'stopping: draining in-flight records');
     for (const s of this.sources) s.abort.abort();
   }
@@ -163,11 +172,18 @@ export class Pipeline {
         await s.sink.open?.();
       } catch (err) {
         this.metrics.state = 'failed';
-        return { ok: false, error: `sink '${s.spec.name}' could not start: ${(err as Error).message}`, timedOut: false };
+        return {
+          ok: false,
+          error: `sink '${s.spec.name}' could not start: ${(err as Error).message}`,
+          timedOut: false,
+        };
       }
     }
     this.metrics.state = 'running';
-    const checkpointTimer = setInterval(() => void this.flushCheckpoints(), this.spec.runtime.checkpoint_interval);
+    const checkpointTimer = setInterval(
+      () => void this.flushCheckpoints(),
+      this.spec.runtime.checkpoint_interval,
+    );
     const idleTimer = this.opts.exitIdle ? this.watchIdle(this.opts.exitIdle) : undefined;
     const work = Promise.all([
       ...this.sources.map((s) => this.runSource(s)),
@@ -180,8 +196,16 @@ export class Pipeline {
     if (idleTimer) clearInterval(idleTimer);
     this.stopped.abort();
     await this.flushCheckpoints();
-    await Promise.allSettled([...this.sources.map((s) => s.source.close?.()), ...this.transforms.map((t) => t.transform.close?.()), ...this.sinks.map((s) => s.sink.close?.())]);
-    if (timedOut) this.log.warn({ timeout_ms: this.spec.runtime.shutdown_timeout }, 'drain timed out: records past the last checkpoint will be delivered again on restart');
+    await Promise.allSettled([
+      ...this.sources.map((s) => s.source.close?.()),
+      ...this.transforms.map((t) => t.transform.close?.()),
+      ...this.sinks.map((s) => s.sink.close?.()),
+    ]);
+    if (timedOut)
+      this.log.warn(
+        { timeout_ms: this.spec.runtime.shutdown_timeout },
+        'drain timed out: records past the last checkpoint will be delivered again on restart',
+      );
     this.metrics.state = this.fatal ? 'failed' : 'stopped';
     return { ok: !this.fatal, error: this.fatal, timedOut };
   }
@@ -204,18 +228,25 @@ export class Pipeline {
   private watchIdle(idleMs: number): NodeJS.Timeout {
     let last = -1;
     let since = Date.now();
-    return setInterval(() => {
-      if (this.produced !== last) {
-        last = this.produced;
-        since = Date.now();
-      } else if (Date.now() - since >= idleMs) this.stop(`no input for ${idleMs}ms (--exit-idle)`);
-    }, Math.min(250, idleMs));
+    return setInterval(
+      () => {
+        if (this.produced !== last) {
+          last = this.produced;
+          since = Date.now();
+        } else if (Date.now() - since >= idleMs) this.stop(`no input for ${idleMs}ms (--exit-idle)`);
+      },
+      Math.min(250, idleMs),
+    );
   }
 
   private async flushCheckpoints(): Promise<void> {
     await Promise.all(
       this.sources.map((s) =>
-        s.scope.flush().catch((err: Error) => this.log.error({ source: s.spec.name, error: err.message }, 'checkpoint write failed')),
+        s.scope
+          .flush()
+          .catch((err: Error) =>
+            this.log.error({ source: s.spec.name, error: err.message }, 'checkpoint write failed'),
+          ),
       ),
     );
   }
@@ -321,7 +352,10 @@ export class Pipeline {
 
   private async runSink(node: SinkNode): Promise<void> {
     const { spec, metrics, input, batching } = node;
-    const buffers = new Map<string, { records: SluiceRecord[]; bytes: number; startedAt: number; timer?: NodeJS.Timeout }>();
+    const buffers = new Map<
+      string,
+      { records: SluiceRecord[]; bytes: number; startedAt: number; timer?: NodeJS.Timeout }
+    >();
     const inFlight = new Set<Promise<void>>();
     let seq = 0;
 
@@ -331,14 +365,25 @@ export class Pipeline {
       buffers.delete(key);
       if (buf.timer) clearTimeout(buf.timer);
       while (inFlight.size >= spec.maxInFlight) await Promise.race(inFlight);
-      const batch: SinkBatch = { records: buf.records, partition: node.byPartition ? key : undefined, startedAt: buf.startedAt, bytes: buf.bytes, seq: seq++ };
+      const batch: SinkBatch = {
+        records: buf.records,
+        partition: node.byPartition ? key : undefined,
+        startedAt: buf.startedAt,
+        bytes: buf.bytes,
+        seq: seq++,
+      };
       const p = this.writeWithRetry(node, batch).finally(() => inFlight.delete(p));
       inFlight.add(p);
     };
 
     const add = async (r: SluiceRecord): Promise<void> => {
       if (node.maxRecordBytes !== undefined && r.size > node.maxRecordBytes) {
-        await this.routeErrors(spec, metrics, [[r, `record of ${r.size} bytes exceeds the ${spec.type} limit of ${node.maxRecordBytes} bytes`]], true);
+        await this.routeErrors(
+          spec,
+          metrics,
+          [[r, `record of ${r.size} bytes exceeds the ${spec.type} limit of ${node.maxRecordBytes} bytes`]],
+          true,
+        );
         return;
       }
       const key = node.byPartition ? (r.partition ?? '_') : '';
@@ -399,11 +444,19 @@ export class Pipeline {
       const again = failed.filter((f) => f.retryable && attempt < spec.retry.max_attempts);
       if (permanent.length > 0) {
         const suffix = (f: RecordFailure) => (f.retryable ? ` (after ${attempt} attempts)` : '');
-        await this.routeErrors(spec, metrics, permanent.map((f) => [records[f.index], f.reason + suffix(f)]), true);
+        await this.routeErrors(
+          spec,
+          metrics,
+          permanent.map((f) => [records[f.index], f.reason + suffix(f)]),
+          true,
+        );
       }
       if (again.length === 0) return;
       metrics.retried(again.length);
-      this.log.warn({ stage: spec.name, attempt, failed: again.length, reason: again[0].reason }, 'write failed; retrying');
+      this.log.warn(
+        { stage: spec.name, attempt, failed: again.length, reason: again[0].reason },
+        'write failed; retrying',
+      );
       await waitBackoff(spec.retry, attempt, this.stopped.signal);
       records = again.map((f) => records[f.index]);
     }
@@ -420,9 +473,12 @@ export class Pipeline {
       for (const r of batch) r.ack.resolve();
       return;
     }
-    if (channels.length > 1) for (const r of batch) r.ack.add(channels.length - 1);
-    await channels[0].push(batch);
-    for (let i = 1; i < channels.length; i++) await channels[i].push(batch.map((r) => ({ ...r })));
+    if (channels.length === 1) return channels[0].push(batch);
+    for (const r of batch) r.ack.add(channels.length - 1);
+    // Copy before the first push: once a reader has the batch it may transform the records,
+    // and a later branch must see them as they left this stage.
+    const copies = channels.map((_, i) => (i === 0 ? batch : batch.map((r) => ({ ...r }))));
+    for (let i = 0; i < channels.length; i++) await channels[i].push(copies[i]);
   }
 
   /**
@@ -430,7 +486,12 @@ export class Pipeline {
    * record a sink could not write is nacked (its source will not checkpoint past it), a
    * record that cannot be processed is acked (replaying it cannot help).
    */
-  private async routeErrors(spec: StageSpec, metrics: StageMetrics, failures: [SluiceRecord, string][], fromSink: boolean): Promise<void> {
+  private async routeErrors(
+    spec: StageSpec,
+    metrics: StageMetrics,
+    failures: [SluiceRecord, string][],
+    fromSink: boolean,
+  ): Promise<void> {
     for (const [, reason] of failures) metrics.failed(reason);
     if (spec.onError === 'stop') {
       this.fail(`${spec.kind} '${spec.name}': ${failures[0][1]} (on_error: stop)`);
@@ -455,11 +516,20 @@ export class Pipeline {
   }
 
   private logErrorOnce(spec: StageSpec, r: SluiceRecord, reason: string, fromSink: boolean): void {
-    const kind = `${spec.name}:${reason.replace(/\d+/g, '#').replace(/'[^']*'/g, "'…'").slice(0, 80)}`;
+    const kind = `${spec.name}:${reason
+      .replace(/\d+/g, '#')
+      .replace(/'[^']*'/g, "'…'")
+      .slice(0, 80)}`;
     if (this.loggedErrorKinds.has(kind)) return;
     this.loggedErrorKinds.add(kind);
     this.log.warn(
-      { stage: spec.name, reason, sample: truncate(r.value), position: r.position, wire: `${spec.name}.errors` },
+      {
+        stage: spec.name,
+        reason,
+        sample: truncate(r.value),
+        position: r.position,
+        wire: `${spec.name}.errors`,
+      },
       fromSink
         ? `records could not be written and ${spec.name}.errors is not wired: they stay unacknowledged (not checkpointed); further errors of this kind are only counted`
         : `records failed and ${spec.name}.errors is not wired: counted; further errors of this kind are only counted`,

@@ -4,8 +4,9 @@
  * from seed and index), so a restart resumes after the checkpoint and reproduces nothing
  * twice and loses nothing.
  */
-import { Type } from '@sinclair/typebox';
+
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Type } from '@sinclair/typebox';
 import { compile } from '../../expr/index.ts';
 import { ContiguousTracker } from '../../runtime/ack.ts';
 import type { RecordInit } from '../../runtime/record.ts';
@@ -18,17 +19,33 @@ export const generateSource = defineSource({
   description:
     'Generates records whose fields are CEL expressions over `i` (the record index) and `rand` (a seeded random number in [0, 1), fresh for each field).',
   options: Type.Object({
-    count: Type.Optional(Type.Integer({ minimum: 0, description: 'Records to generate; unbounded when absent' })),
-    rate: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Records per second at most; as fast as possible when absent' })),
-    seed: Type.Optional(Type.Integer({ default: 1, description: 'Seed of `rand`: the same seed gives the same records' })),
+    count: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Records to generate; unbounded when absent' }),
+    ),
+    rate: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description: 'Records per second at most; as fast as possible when absent',
+      }),
+    ),
+    seed: Type.Optional(
+      Type.Integer({ default: 1, description: 'Seed of `rand`: the same seed gives the same records' }),
+    ),
     fields: Type.Record(Type.String({ minLength: 1 }), Expr({ description: 'CEL expression of a field' }), {
       description: 'Fields in order; each expression sees `i`, `rand` and the fields before it',
       examples: [{ idvendedor: 'string(i % 1000)', nome: '["Ana", "Bia", "Caio"][int(rand * 3.0)]' }],
     }),
     duplicates: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Share of records that repeat an earlier record exactly (for dedup demos)' }),
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        default: 0,
+        description: 'Share of records that repeat an earlier record exactly (for dedup demos)',
+      }),
     ),
-    key: Type.Optional(Expr({ description: 'CEL expression of the record key (e.g. a partition key for producers)' })),
+    key: Type.Optional(
+      Expr({ description: 'CEL expression of the record key (e.g. a partition key for producers)' }),
+    ),
   }),
   create(o, ctx) {
     const fields = Object.entries(o.fields).map(([name, src]) => [name, compile(src)] as const);
@@ -77,11 +94,18 @@ export const generateSource = defineSource({
               failed.push([{ value: { i }, position: String(i), meta }, (err as Error).message]);
             }
           }
-          for (const [input, reason] of failed) await sc.fail(input, reason);
           const ticket = tracker.track(i - 1);
-          await sc.emit(batch, (err) => {
-            if (!err && tracker.ack(ticket)) sc.checkpoints.commit('generate', String(tracker.committable));
-          });
+          // The batch's position also covers its failed records: it is committable only once
+          // the error output handled them too.
+          let pending = failed.length + 1;
+          let ok = true;
+          const settled = (err?: Error) => {
+            if (err) ok = false;
+            if (--pending === 0 && ok && tracker.ack(ticket))
+              sc.checkpoints.commit('generate', String(tracker.committable));
+          };
+          for (const [input, reason] of failed) await sc.fail(input, reason, settled);
+          await sc.emit(batch, settled);
           if (o.rate) {
             const due = started + ((i - committed - 1) / o.rate) * 1000;
             const wait = due - Date.now();
