@@ -132,16 +132,16 @@ export function sparkline(samples: readonly number[], width: number, span = samp
 }
 
 /** Cuts `s` to `width` cells, marking the cut with an ellipsis. */
-export function fit(s: string, width: number): string {
+export function clip(s: string, width: number): string {
   if (width <= 0) return '';
   if (s.length <= width) return s;
   return width === 1 ? '…' : `${s.slice(0, width - 1)}…`;
 }
 
 export function padLeft(s: string, width: number): string {
-  return fit(s, width).padStart(width, ' ');
+  return clip(s, width).padStart(width, ' ');
 }
 
 export function padRight(s: string, width: number): string {
-  return fit(s, width).padEnd(width, ' ');
+  return clip(s, width).padEnd(width, ' ');
 }

@@ -15,11 +15,22 @@ import {
   padRight,
   uptime,
 } from './format.ts';
-import { type Rates, pipelineTotals, ratesBetween, wiringOrder } from './model.ts';
+import { pipelineTotals, type Rates, ratesBetween, wiringOrder } from './model.ts';
+
+/**
+ * The lag worth showing for a source: time behind (Kinesis) is as bad as its worst shard, so
+ * the maximum; a count behind (Kafka) adds up over partitions, so the total.
+ */
+export function sourceLag(s: StageSnapshot): number | undefined {
+  const parts = Object.values(s.lagByPartition);
+  if (s.lagUnit === 'ms' && parts.length > 0) return Math.max(...parts);
+  return s.lag;
+}
 
 /** A source's lag, or the SNS source's requests in flight, as text; undefined when it has neither. */
 export function lagText(s: StageSnapshot): string | undefined {
-  if (s.lag !== undefined) return humanLag(s.lag, s.lagUnit);
+  const lag = sourceLag(s);
+  if (lag !== undefined) return humanLag(lag, s.lagUnit);
   const inFlight = s.extra.in_flight;
   if (inFlight !== undefined) return `${humanCount(inFlight)} in flight`;
   return undefined;
@@ -39,9 +50,10 @@ export function formatLine(stage: StageSnapshot, rates: Rates, nameWidth = 12): 
   if (stage.dropped > 0) parts.push(`dropped ${humanCount(stage.dropped)}`);
   if (stage.duplicates > 0) parts.push(`dedup ${humanCount(stage.duplicates)}`);
   if (stage.retries > 0) parts.push(`retries ${humanCount(stage.retries)}`);
-  if (stage.kind !== 'source' || stage.queueFill > 0) parts.push(`queue ${Math.round(stage.queueFill * 100)}%`);
+  if (stage.kind !== 'source' || stage.queueFill > 0)
+    parts.push(`queue ${Math.round(stage.queueFill * 100)}%`);
   const lag = lagText(stage);
-  if (lag !== undefined) parts.push(stage.lag !== undefined ? `lag ${lag}` : lag);
+  if (lag !== undefined) parts.push(sourceLag(stage) !== undefined ? `lag ${lag}` : lag);
   return parts.join('  ').trimEnd();
 }
 
