@@ -357,6 +357,8 @@ export class Pipeline {
       { records: SluiceRecord[]; bytes: number; startedAt: number; timer?: NodeJS.Timeout }
     >();
     const inFlight = new Set<Promise<void>>();
+    // Flushes started by a buffer's age timer, possibly still waiting for a write slot.
+    const byAge = new Set<Promise<void>>();
     let seq = 0;
 
     const dispatch = async (key: string): Promise<void> => {
@@ -375,41 +377,43 @@ export class Pipeline {
       const p = this.writeWithRetry(node, batch).finally(() => inFlight.delete(p));
       inFlight.add(p);
     };
-
-    const add = async (r: SluiceRecord): Promise<void> => {
-      if (node.maxRecordBytes !== undefined && r.size > node.maxRecordBytes) {
-        await this.routeErrors(
-          spec,
-          metrics,
-          [[r, `record of ${r.size} bytes exceeds the ${spec.type} limit of ${node.maxRecordBytes} bytes`]],
-          true,
-        );
-        return;
-      }
-      const key = node.byPartition ? (r.partition ?? '_') : '';
-      let buf = buffers.get(key);
-      if (!buf) {
-        buf = { records: [], bytes: 0, startedAt: Date.now() };
-        buffers.set(key, buf);
-        buf.timer = setTimeout(() => void dispatch(key), batching.max_age);
-      }
-      if (buf.records.length > 0 && buf.bytes + r.size > batching.max_bytes) {
-        await dispatch(key);
-        return add(r);
-      }
-      buf.records.push(r);
-      buf.bytes += r.size;
-      if (buf.records.length >= batching.max_records || buf.bytes >= batching.max_bytes) await dispatch(key);
+    const dispatchByAge = (key: string): void => {
+      const d = dispatch(key).finally(() => byAge.delete(d));
+      byAge.add(d);
     };
 
     for (;;) {
       const batch = await input.pull();
       if (!batch) break;
       metrics.received(batch.length, sumBytes(batch));
-      for (const r of batch) await add(r);
+      // Synchronous per record; awaits only when a buffer is full (once per max_records).
+      for (let i = 0; i < batch.length; i++) {
+        const r = batch[i];
+        if (node.maxRecordBytes !== undefined && r.size > node.maxRecordBytes) {
+          const reason = `record of ${r.size} bytes exceeds the ${spec.type} limit of ${node.maxRecordBytes} bytes`;
+          await this.routeErrors(spec, metrics, [[r, reason]], true);
+          continue;
+        }
+        const key = node.byPartition ? (r.partition ?? '_') : '';
+        let buf = buffers.get(key);
+        if (buf !== undefined && buf.bytes + r.size > batching.max_bytes) {
+          await dispatch(key);
+          buf = buffers.get(key);
+        }
+        if (buf === undefined) {
+          buf = { records: [], bytes: 0, startedAt: Date.now() };
+          buffers.set(key, buf);
+          buf.timer = setTimeout(() => dispatchByAge(key), batching.max_age);
+        }
+        buf.records.push(r);
+        buf.bytes += r.size;
+        if (buf.records.length >= batching.max_records || buf.bytes >= batching.max_bytes)
+          await dispatch(key);
+      }
     }
     for (const key of [...buffers.keys()]) await dispatch(key);
-    await Promise.all(inFlight);
+    // Age flushes waiting for a slot add writes when they get one: wait for both to settle.
+    while (byAge.size > 0 || inFlight.size > 0) await Promise.all([...byAge, ...inFlight]);
     for (const c of this.readers.get(`${spec.name}.errors`) ?? []) c.closeWriter();
   }
 
