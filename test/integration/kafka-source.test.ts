@@ -1,0 +1,179 @@
+/**
+ * The kafka source against the real broker, driven through the stage contract: kcat writes,
+ * the test plays the pipeline (collects batches, acks when it chooses), and Kafka's own
+ * ConsumerGroupCommand reads back what the group committed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type KafkaSource, kafkaSource } from '../../src/stages/sources/kafka.ts';
+import {
+  BROKERS,
+  CollectingContext,
+  committedOffsets,
+  createTopic,
+  deleteTopic,
+  endOffsets,
+  kcatProduce,
+  requireKafka,
+  stageContext,
+  suffix,
+  until,
+} from './kafka-harness.ts';
+
+const topics: string[] = [];
+
+beforeAll(async () => {
+  await requireKafka();
+});
+
+afterAll(async () => {
+  for (const t of topics) await deleteTopic(t);
+});
+
+async function topicWith(
+  partitions: number,
+  count: number,
+  line = (i: number) => `k${i}\t${JSON.stringify({ i })}`,
+) {
+  const topic = `sluice-src-${suffix()}`;
+  topics.push(topic);
+  await createTopic(topic, partitions);
+  await kcatProduce(
+    topic,
+    Array.from({ length: count }, (_, i) => line(i)),
+  );
+  return topic;
+}
+
+function source(topic: string, group: string, extra: Record<string, unknown> = {}): KafkaSource {
+  return kafkaSource.create(
+    {
+      brokers: BROKERS,
+      topics: [topic],
+      group,
+      start: 'earliest',
+      codec: 'json',
+      max_batch: 100,
+      commit_interval: 200,
+      session_timeout: 6000,
+      heartbeat_interval: 500,
+      drain_timeout: 5000,
+      ...extra,
+    } as never,
+    stageContext(),
+  ) as KafkaSource;
+}
+
+describe('kafka source', () => {
+  it('reads every record with key, headers and position in meta, and commits group offsets only once acked', async () => {
+    const topic = await topicWith(3, 300);
+    const group = `g-${suffix()}`;
+    const src = source(topic, group);
+    const c = new CollectingContext();
+    c.autoAck = false;
+    const running = src.run(c.ctx);
+    await until(() => c.records.length === 300, 30_000, '300 records');
+    const r = c.records.find((x) => (x.value as { i: number }).i === 7);
+    expect(r?.key).toBe('k7');
+    expect(r?.meta).toMatchObject({ topic, key: 'k7', headers: {} });
+    expect(typeof r?.meta?.partition).toBe('number');
+    expect(typeof r?.meta?.offset).toBe('number');
+    expect(r?.position).toBe(`${topic}/${r?.meta?.partition}/${r?.meta?.offset}`);
+    expect(r?.time).toBeGreaterThan(Date.now() - 120_000);
+
+    // Nothing acked yet: after a few commit intervals the group still has no offsets past the start.
+    await new Promise((res) => setTimeout(res, 800));
+    const before = await committedOffsets(group, topic);
+    for (const v of before.values()) expect(v).toBe(0);
+
+    c.ackAll();
+    c.abort.abort();
+    await running;
+    await src.close();
+    const committed = await committedOffsets(group, topic);
+    const ends = await endOffsets(topic, 3);
+    expect(ends.reduce((a, b) => a + b, 0)).toBe(300);
+    for (let p = 0; p < 3; p++) expect(committed.get(p)).toBe(ends[p]);
+  });
+
+  it('commits only the contiguous acked prefix of a partition', async () => {
+    const topic = await topicWith(1, 50);
+    const group = `g-${suffix()}`;
+    const src = source(topic, group, { max_batch: 10 });
+    const c = new CollectingContext();
+    c.autoAck = false;
+    const running = src.run(c.ctx);
+    await until(() => c.records.length === 50, 30_000, '50 records');
+    expect(c.batches.length).toBeGreaterThanOrEqual(5);
+    // Ack batches 0, 1 and 3: the commit may pass batch 1 but not the unacked batch 2.
+    for (const i of [0, 1, 3]) {
+      c.batches[i].acked = true;
+      c.batches[i].ack();
+    }
+    const lastOf = (i: number) => Math.max(...c.batches[i].records.map((x) => x.meta?.offset as number));
+    c.abort.abort();
+    await running;
+    await src.close();
+    const committed = await committedOffsets(group, topic);
+    expect(committed.get(0)).toBe(lastOf(1) + 1);
+
+    // A new member of the group starts at that commit: batch 2 comes again.
+    const again = source(topic, group);
+    const c2 = new CollectingContext();
+    const running2 = again.run(c2.ctx);
+    await until(() => c2.records.length === 50 - (lastOf(1) + 1), 30_000, 'redelivery');
+    expect(c2.records[0].meta?.offset).toBe(lastOf(1) + 1);
+    c2.abort.abort();
+    await running2;
+    await again.close();
+  });
+
+  it('sends undecodable JSON to the error output and still commits past it once handled', async () => {
+    const topic = await topicWith(1, 5, (i) => (i === 2 ? 'bad\t{not json' : `k${i}\t{"i":${i}}`));
+    const group = `g-${suffix()}`;
+    const src = source(topic, group);
+    const c = new CollectingContext();
+    const running = src.run(c.ctx);
+    await until(() => c.records.length === 4 && c.failures.length === 1, 30_000, 'records and failure');
+    expect(c.failures[0].reason).toMatch(/invalid JSON/);
+    expect(c.failures[0].input.value).toBe('{not json');
+    c.abort.abort();
+    await running;
+    await src.close();
+    expect((await committedOffsets(group, topic)).get(0)).toBe(5);
+  });
+
+  it('hands partitions over in a rebalance: the leaving member drains and commits, nothing is lost', async () => {
+    const topic = await topicWith(3, 600);
+    const group = `g-${suffix()}`;
+    const a = source(topic, group, { max_batch: 20 });
+    const ca = new CollectingContext();
+    ca.autoAck = false;
+    const runA = a.run(ca.ctx);
+    await until(() => ca.records.length > 0, 30_000, 'first records on a');
+    // b joins: a must drain in-flight batches before giving partitions up. Ack them slowly.
+    const b = source(topic, group, { max_batch: 20 });
+    const cb = new CollectingContext();
+    const runB = b.run(cb.ctx);
+    const acker = setInterval(() => ca.ackAll(), 300);
+    await until(() => b.assigned.length > 0 && a.assigned.length > 0, 30_000, 'both members assigned');
+    const aParts = a.assigned;
+    const bParts = b.assigned;
+    expect(aParts.length + bParts.length).toBe(3);
+    expect(aParts.filter((p) => bParts.includes(p))).toEqual([]);
+    // Stop a: b takes over its partitions and reads on from a's commits.
+    clearInterval(acker);
+    ca.ackAll();
+    ca.abort.abort();
+    await runA;
+    await a.close();
+    await until(() => b.assigned.length === 3, 30_000, 'b owns all partitions');
+    const seen = () => new Set([...ca.records, ...cb.records].map((r) => (r.value as { i: number }).i));
+    await until(() => seen().size === 600, 30_000, 'all 600 records across both members');
+    cb.abort.abort();
+    await runB;
+    await b.close();
+    const committed = await committedOffsets(group, topic);
+    const ends = await endOffsets(topic, 3);
+    for (let p = 0; p < 3; p++) expect(committed.get(p)).toBe(ends[p]);
+  });
+});
