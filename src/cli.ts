@@ -1,9 +1,8 @@
 #!/usr/bin/env node
+import { glob, readFile } from 'node:fs/promises';
 /** sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes. */
 import { Command, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
-import { glob } from 'node:fs/promises';
-import { formatGithub, formatHuman, formatJson, type Format, useColor } from './cli/format.ts';
+import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
 import { runCommand } from './cli/run.ts';
 import { hasErrors } from './spec/diagnostics.ts';
@@ -45,18 +44,26 @@ async function validateCommand(patterns: string[], opts: { format: Format }): Pr
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UsageError(
+        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     sources.set(file, text);
     all.push(...validateText(file, text).diagnostics);
   }
   const out =
-    opts.format === 'json' ? formatJson(all) : opts.format === 'github' ? formatGithub(all) : formatHuman(all, sources, useColor(process.stdout));
+    opts.format === 'json'
+      ? formatJson(all)
+      : opts.format === 'github'
+        ? formatGithub(all)
+        : formatHuman(all, sources, colorEnabled(process.stdout));
   process.stdout.write(out);
   if (opts.format === 'human') {
     const errors = all.filter((d) => d.severity === 'error').length;
     const warnings = all.length - errors;
-    process.stderr.write(`${files.length} file${files.length === 1 ? '' : 's'} checked: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`);
+    process.stderr.write(
+      `${files.length} file${files.length === 1 ? '' : 's'} checked: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`,
+    );
   }
   return hasErrors(all) ? EXIT_INVALID : 0;
 }
@@ -66,14 +73,23 @@ async function graphCommand(file: string, opts: { format: 'mermaid' | 'dot' }): 
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const result = validateText(file, text);
   if (!result.spec) {
-    process.stderr.write(formatHuman(result.diagnostics, new Map([[file, text]]), useColor(process.stderr)));
+    process.stderr.write(
+      formatHuman(result.diagnostics, new Map([[file, text]]), colorEnabled(process.stderr)),
+    );
     return EXIT_INVALID;
   }
-  process.stdout.write(opts.format === 'dot' ? toDot(result.spec) : toMermaid(result.spec));
+  // The graph shows names and types; a type that came from the environment is not shown.
+  const stages = result.spec.stages.map((s) =>
+    result.loaded.fromEnv.has(`${s.kind}s/${s.name}/type`) ? { ...s, type: '(from environment)' } : s,
+  );
+  const spec = { ...result.spec, stages };
+  process.stdout.write(opts.format === 'dot' ? toDot(spec) : toMermaid(spec));
   return 0;
 }
 
@@ -85,16 +101,24 @@ const durationArg = (v: string): number => {
 
 export function program(): Command {
   const cmd = new Command('sluice')
-    .description('Run streaming data pipelines written as YAML: Kinesis, SNS, Kafka, S3, MySQL and local files, at-least-once.')
+    .description(
+      'Run streaming data pipelines written as YAML: Kinesis, SNS, Kafka, S3, MySQL and local files, at-least-once.',
+    )
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
 
   cmd
     .command('validate')
-    .description('Check spec files: YAML, schema, wiring, AWS limits and literal secrets, each problem with its line and column')
+    .description(
+      'Check spec files: YAML, schema, wiring, AWS limits and literal secrets, each problem with its line and column',
+    )
     .argument('<files...>', 'spec files or globs (pipelines/*.yaml)')
-    .addOption(new Option('-f, --format <format>', 'output format').choices(['human', 'json', 'github']).default('human'))
+    .addOption(
+      new Option('-f, --format <format>', 'output format')
+        .choices(['human', 'json', 'github'])
+        .default('human'),
+    )
     .addHelpText('after', '\nExit codes: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.')
     .action(async (files: string[], opts: { format: Format }) => {
       process.exitCode = await validateCommand(files, opts);
@@ -105,16 +129,35 @@ export function program(): Command {
     .description('Run a pipeline; a live view on a terminal, plain metric lines otherwise')
     .argument('<file>', 'spec file')
     .option('--no-tui', 'plain metric lines on stderr instead of the live view')
-    .option('--exit-idle <duration>', 'stop cleanly when no source produced anything for this long', durationArg)
-    .option('--state-dir <dir>', 'directory for checkpoints and logs (env SLUICE_STATE_DIR)', process.env.SLUICE_STATE_DIR ?? '.sluice')
+    .option(
+      '--exit-idle <duration>',
+      'stop cleanly when no source produced anything for this long',
+      durationArg,
+    )
+    .option(
+      '--state-dir <dir>',
+      'directory for checkpoints and logs (env SLUICE_STATE_DIR)',
+      process.env.SLUICE_STATE_DIR ?? '.sluice',
+    )
     .option('--metrics-interval <duration>', 'interval of the plain metric lines', durationArg, 1000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.SLUICE_LOG_LEVEL ?? 'info')
-    .action(async (file: string, opts: { tui: boolean; exitIdle?: number; stateDir: string; metricsInterval: number; logLevel: string }) => {
-      const code = await runCommand(file, opts);
-      // Timers or sockets of a stage that did not close must not keep a finished run alive.
-      await flushStd();
-      process.exit(code);
-    });
+    .action(
+      async (
+        file: string,
+        opts: {
+          tui: boolean;
+          exitIdle?: number;
+          stateDir: string;
+          metricsInterval: number;
+          logLevel: string;
+        },
+      ) => {
+        const code = await runCommand(file, opts);
+        // Timers or sockets of a stage that did not close must not keep a finished run alive.
+        await flushStd();
+        process.exit(code);
+      },
+    );
 
   cmd
     .command('schema')
@@ -127,7 +170,9 @@ export function program(): Command {
     .command('graph')
     .description('Print the wiring of a pipeline (names and types only)')
     .argument('<file>', 'spec file')
-    .addOption(new Option('-f, --format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'),
+    )
     .action(async (file: string, opts: { format: 'mermaid' | 'dot' }) => {
       process.exitCode = await graphCommand(file, opts);
     });
@@ -141,7 +186,10 @@ async function main(argv: string[]): Promise<void> {
     const e = err as { code?: string; exitCode?: number; message: string };
     if (e.code?.startsWith('commander.')) {
       // Help and version exit 0; usage mistakes exit 2 (commander already printed them).
-      process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : EXIT_USAGE;
+      process.exitCode =
+        e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0
+          ? 0
+          : EXIT_USAGE;
       return;
     }
     process.stderr.write(`sluice: ${e.message}\n`);

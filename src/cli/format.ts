@@ -10,7 +10,11 @@ const paint = (on: boolean) => ({
   bold: (s: string) => (on ? `\x1b[1m${s}\x1b[22m` : s),
 });
 
-export function formatHuman(diags: readonly Diagnostic[], sources: ReadonlyMap<string, string>, color: boolean): string {
+export function formatHuman(
+  diags: readonly Diagnostic[],
+  sources: ReadonlyMap<string, string>,
+  color: boolean,
+): string {
   const c = paint(color);
   let out = '';
   for (const d of diags) {
@@ -20,7 +24,8 @@ export function formatHuman(diags: readonly Diagnostic[], sources: ReadonlyMap<s
     const text = lines?.[d.line - 1];
     if (text !== undefined) {
       const gutter = String(d.line).length;
-      const width = d.endLine === d.line ? Math.max(1, d.endColumn - d.column) : Math.max(1, text.length - d.column + 1);
+      const width =
+        d.endLine === d.line ? Math.max(1, d.endColumn - d.column) : Math.max(1, text.length - d.column + 1);
       out += `${c.dim(`${' '.repeat(gutter)} |`)}\n`;
       out += `${c.dim(`${d.line} |`)} ${text.replace(/\t/g, ' ')}\n`;
       const caret = `${' '.repeat(Math.max(0, d.column - 1))}${'^'.repeat(Math.min(width, 200))}`;
@@ -47,6 +52,10 @@ export function formatJson(diags: readonly Diagnostic[]): string {
   return `${JSON.stringify(diags, null, 2)}\n`;
 }
 
-export function useColor(stream: NodeJS.WriteStream): boolean {
+/** Colour only on a terminal, never with NO_COLOR (any value) or TERM=dumb. */
+export function colorEnabled(stream: NodeJS.WriteStream): boolean {
   return Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
 }
+
+/** Former name of colorEnabled (a `use` prefix reads as a React hook to the linter). */
+export const useColor = colorEnabled;

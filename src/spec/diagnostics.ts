@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: messages quote ${VAR} syntax on purpose
 /** A problem found in a spec, with the exact span it refers to. Errors are values; only the CLI prints them. */
 export type Severity = 'error' | 'warning';
 
@@ -33,7 +34,7 @@ export const DIAGNOSTIC_CODES = {
   'invalid-template': 'a key or path template names an unknown field',
   'expr-syntax': 'an expression does not compile',
   'unknown-input': '`from` names an output that does not exist',
-  'cycle': 'stages feed each other in a loop',
+  cycle: 'stages feed each other in a loop',
   'sink-no-input': 'a sink reads from nothing',
   'unused-output': 'nothing reads this stage’s output',
   'duplicate-name': 'two stages share a name across sections',

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: messages quote ${VAR} syntax on purpose
 /**
  * Loads a spec file: YAML with a source range for every key and value, `${VAR}` substitution
  * after parsing (so positions stay those of the file), and the set of values that came from
@@ -27,15 +28,18 @@ export interface LoadedSpec {
   diagnostics: Diagnostic[];
   /** Span of the value at `path` (or of its key with `key: true`); falls back to the nearest parent. */
   locate(path: Path, opts?: { key?: boolean }): Span;
-  /** Character offset in the file where the scalar at `path` starts its text, and its style. */
+  /** Range in the file of the scalar at `path`, and its style. */
   scalarInfo(path: Path): ScalarInfo | undefined;
   /** Paths (joined with '/') whose value came, wholly or partly, from the environment. */
   fromEnv: ReadonlySet<string>;
+  /** The environment values substituted into the spec: never to appear in any message. */
+  envValues: ReadonlySet<string>;
 }
 
 export interface ScalarInfo {
-  /** Offset in the file of the first character of the scalar's value text. */
+  /** Offset in the file where the scalar starts (its opening quote or block header included). */
   start: number;
+  /** Offset just past the scalar (closing quote included). */
   end: number;
   type: Scalar.Type | undefined;
 }
@@ -58,13 +62,19 @@ export function loadSpec(
     const b = lineCounter.linePos(Math.max(from, to));
     return { line: a.line, column: a.col, endLine: b.line, endColumn: b.col };
   };
-  const report = (code: DiagnosticCode, message: string, from: number, to: number, severity: 'error' | 'warning' = 'error') =>
-    diagnostics.push({ file, severity, code, message, ...span(from, to) });
+  const report = (
+    code: DiagnosticCode,
+    message: string,
+    from: number,
+    to: number,
+    severity: 'error' | 'warning' = 'error',
+  ) => diagnostics.push({ file, severity, code, message, ...span(from, to) });
 
   const valueRanges = new Map<string, [number, number]>();
   const keyRanges = new Map<string, [number, number]>();
   const scalars = new Map<string, ScalarInfo>();
   const fromEnv = new Set<string>();
+  const envValues = new Set<string>();
 
   const docs = parseAllDocuments(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
@@ -72,17 +82,35 @@ export function loadSpec(
   if (list.length > 1) {
     const second = list[1];
     const [from, to] = second.range;
-    report('multiple-documents', 'a spec holds one YAML document: remove the `---` and what follows, or split it into another file', from, to);
+    report(
+      'multiple-documents',
+      'a spec holds one YAML document: remove the `---` and what follows, or split it into another file',
+      from,
+      to,
+    );
   }
   const doc = list[0] as Document.Parsed | undefined;
   if (doc) {
     for (const err of [...doc.errors]) {
       const code: DiagnosticCode = err.code === 'DUPLICATE_KEY' ? 'duplicate-key' : 'yaml-syntax';
-      const msg = err.code === 'DUPLICATE_KEY' ? 'this key appears twice in the same mapping; keep one' : yamlMessage(err.message);
-      report(code, msg, err.pos[0], err.pos[1]);
+      let msg =
+        err.code === 'DUPLICATE_KEY'
+          ? 'this key appears twice in the same mapping; keep one'
+          : yamlMessage(err.message);
+      let end = err.pos[1];
+      if (err.code === 'DUPLICATE_KEY') {
+        // yaml marks one character; underline the whole key.
+        const key = /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s:,{}[\]#]+)/.exec(
+          source.slice(err.pos[0], err.pos[0] + 1024),
+        );
+        if (key) end = err.pos[0] + key[0].length;
+      } else if (/\$\{/.test(sourceLine(source, err.pos[0]))) {
+        msg += ' (a ${VAR} inside { } or [ ] must be quoted, or written in block style)';
+      }
+      report(code, msg, err.pos[0], end);
     }
     if (doc.errors.length === 0) {
-      const walker = new Walker(doc, env, report, { valueRanges, keyRanges, scalars, fromEnv });
+      const walker = new Walker(doc, env, report, { valueRanges, keyRanges, scalars, fromEnv, envValues });
       value = walker.toValue(doc.contents as Node | null, []);
     }
   }
@@ -90,12 +118,30 @@ export function loadSpec(
   const locate = (path: Path, opts?: { key?: boolean }): Span => {
     for (let n = path.length; n >= 0; n--) {
       const k = pathKey(path.slice(0, n));
-      const r = (opts?.key && n === path.length ? keyRanges.get(k) : undefined) ?? valueRanges.get(k) ?? keyRanges.get(k);
+      const r =
+        (opts?.key && n === path.length ? keyRanges.get(k) : undefined) ??
+        valueRanges.get(k) ??
+        keyRanges.get(k);
       if (r) return span(r[0], r[1]);
     }
     return span(0, 0);
   };
-  return { file, source, value, diagnostics, locate, scalarInfo: (p) => scalars.get(pathKey(p)), fromEnv };
+  return {
+    file,
+    source,
+    value,
+    diagnostics,
+    locate,
+    scalarInfo: (p) => scalars.get(pathKey(p)),
+    fromEnv,
+    envValues,
+  };
+}
+
+function sourceLine(source: string, offset: number): string {
+  const start = source.lastIndexOf('\n', offset - 1) + 1;
+  const end = source.indexOf('\n', offset);
+  return source.slice(start, end < 0 ? undefined : end);
 }
 
 /** yaml's messages end with a code frame of their own; keep the first line, ours adds the frame. */
@@ -117,12 +163,19 @@ class Walker {
   private readonly keyRanges: Map<string, [number, number]>;
   private readonly scalars: Map<string, ScalarInfo>;
   private readonly fromEnv: Set<string>;
+  private readonly envValues: Set<string>;
 
   constructor(
     doc: Document.Parsed,
     env: Readonly<Record<string, string | undefined>>,
     report: Report,
-    maps: { valueRanges: Map<string, [number, number]>; keyRanges: Map<string, [number, number]>; scalars: Map<string, ScalarInfo>; fromEnv: Set<string> },
+    maps: {
+      valueRanges: Map<string, [number, number]>;
+      keyRanges: Map<string, [number, number]>;
+      scalars: Map<string, ScalarInfo>;
+      fromEnv: Set<string>;
+      envValues: Set<string>;
+    },
   ) {
     this.doc = doc;
     this.env = env;
@@ -131,11 +184,13 @@ class Walker {
     this.keyRanges = maps.keyRanges;
     this.scalars = maps.scalars;
     this.fromEnv = maps.fromEnv;
+    this.envValues = maps.envValues;
   }
 
   toValue(node: Node | null | undefined, path: (string | number)[], aliasFrom?: [number, number]): unknown {
     if (node == null) return null;
-    const range = aliasFrom ?? (node.range ? [node.range[0], node.range[1]] as [number, number] : undefined);
+    const range =
+      aliasFrom ?? (node.range ? ([node.range[0], node.range[1]] as [number, number]) : undefined);
     if (aliasFrom && ++this.expanded > MAX_EXPANDED_NODES) return this.bomb(aliasFrom);
     if (range) this.valueRanges.set(pathKey(path), range);
     if (isAlias(node)) {
@@ -158,7 +213,9 @@ class Walker {
           continue;
         }
         const child = [...path, key];
-        const kr = aliasFrom ?? (keyNode?.range ? [keyNode.range[0], keyNode.range[1]] as [number, number] : undefined);
+        const kr =
+          aliasFrom ??
+          (keyNode?.range ? ([keyNode.range[0], keyNode.range[1]] as [number, number]) : undefined);
         if (kr) this.keyRanges.set(pathKey(child), kr);
         out[key] = this.toValue(pair.value as Node | null, child, aliasFrom);
         if (pair.value == null && kr) this.valueRanges.set(pathKey(child), kr);
@@ -173,7 +230,12 @@ class Walker {
   private bomb(range: [number, number]): null {
     if (!this.bombReported) {
       this.bombReported = true;
-      this.report('alias-limit', `aliases expand to more than ${MAX_EXPANDED_NODES} nodes or ${MAX_ALIASES} references; write the values out`, range[0], range[1]);
+      this.report(
+        'alias-limit',
+        `aliases expand to more than ${MAX_EXPANDED_NODES} nodes or ${MAX_ALIASES} references; write the values out`,
+        range[0],
+        range[1],
+      );
     }
     return null;
   }
@@ -181,8 +243,7 @@ class Walker {
   private scalar(node: Scalar, path: (string | number)[], aliasFrom?: [number, number]): unknown {
     const key = pathKey(path);
     if (!aliasFrom && node.range) {
-      const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
-      this.scalars.set(key, { start: node.range[0] + (quoted ? 1 : 0), end: node.range[1], type: node.type });
+      this.scalars.set(key, { start: node.range[0], end: node.range[1], type: node.type });
     }
     const v = node.value;
     if (typeof v !== 'string' || !v.includes('$')) return v;
@@ -190,17 +251,24 @@ class Walker {
     if (result.unset.length > 0) {
       const r = aliasFrom ?? node.range ?? [0, 0];
       for (const name of result.unset) {
-        this.report('env-unset', `environment variable ${name} is not set and has no default: export it or write \${${name}:-default}`, r[0], r[1]);
+        this.report(
+          'env-unset',
+          `environment variable ${name} is not set and has no default: export it or write \${${name}:-default}`,
+          r[0],
+          r[1],
+        );
       }
     }
     if (result.usedEnv) this.fromEnv.add(key);
+    for (const used of result.envValues) this.envValues.add(used);
     // A plain scalar that was only a reference takes the type its text has (port: ${PORT:-8080} is a number).
     if (result.whole && node.type === Scalar.PLAIN) return coerceScalar(result.text);
     return result.text;
   }
 }
 
-const REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `$${` (a literal `${`) or `${NAME}` / `${NAME:-default}`. */
+export const REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 export interface Interpolated {
   text: string;
@@ -209,11 +277,14 @@ export interface Interpolated {
   /** True when the whole value was one `${...}` reference. */
   whole: boolean;
   unset: string[];
+  /** The environment values that were substituted. */
+  envValues: string[];
 }
 
 export function interpolate(text: string, env: Readonly<Record<string, string | undefined>>): Interpolated {
   let usedEnv = false;
   const unset: string[] = [];
+  const envValues: string[] = [];
   let refs = 0;
   const out = text.replace(REF, (match, name: string | undefined, fallback: string | undefined) => {
     if (match === '$${') return '${';
@@ -221,6 +292,7 @@ export function interpolate(text: string, env: Readonly<Record<string, string | 
     const set = env[name!];
     if (set !== undefined && set !== '') {
       usedEnv = true;
+      envValues.push(set);
       return set;
     }
     if (fallback !== undefined) return fallback;
@@ -228,7 +300,7 @@ export function interpolate(text: string, env: Readonly<Record<string, string | 
     return '';
   });
   const whole = refs === 1 && /^\$\{[^}]*\}$/.test(text);
-  return { text: out, usedEnv, whole, unset };
+  return { text: out, usedEnv, whole, unset, envValues };
 }
 
 function coerceScalar(text: string): unknown {

@@ -24,11 +24,22 @@ const OnError = Type.Union([Type.Literal('continue'), Type.Literal('stop')], {
 
 export const RetrySchema = Type.Object(
   {
-    max_attempts: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Attempts per batch, the first included' }),
-    backoff: Duration({ default: '200ms', description: 'First wait between attempts; doubles each time, with jitter' }),
+    max_attempts: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 5,
+      description: 'Attempts per batch, the first included',
+    }),
+    backoff: Duration({
+      default: '200ms',
+      description: 'First wait between attempts; doubles each time, with jitter',
+    }),
     max_backoff: Duration({ default: '30s', description: 'Longest wait between attempts' }),
   },
-  { additionalProperties: false, description: 'Retry of failed writes before records go to the error output' },
+  {
+    additionalProperties: false,
+    description: 'Retry of failed writes before records go to the error output',
+  },
 );
 
 export const BufferSchema = Type.Object(
@@ -37,7 +48,10 @@ export const BufferSchema = Type.Object(
     max_bytes: Size({ description: 'Flush when the buffer holds this many bytes', examples: ['5MiB'] }),
     max_age: Duration({ description: 'Flush a buffer this long after its first record', examples: ['60s'] }),
   },
-  { additionalProperties: false, description: 'How records are gathered into one write; the sink type sets defaults' },
+  {
+    additionalProperties: false,
+    description: 'How records are gathered into one write; the sink type sets defaults',
+  },
 );
 
 /** Keys the runtime owns, per kind; stage options may not reuse them. */
@@ -74,8 +88,16 @@ export const RuntimeSettings = Type.Object(
       default: 16,
       description: 'Batches a channel between two stages holds before its writer waits',
     }),
-    batch_size: Type.Integer({ minimum: 1, maximum: 100000, default: 500, description: 'Records per batch from local sources' }),
-    shutdown_timeout: Duration({ default: '30s', description: 'How long a stop may take to drain and flush' }),
+    batch_size: Type.Integer({
+      minimum: 1,
+      maximum: 100000,
+      default: 500,
+      description: 'Records per batch from local sources',
+    }),
+    shutdown_timeout: Duration({
+      default: '30s',
+      description: 'How long a stop may take to drain and flush',
+    }),
     checkpoint_interval: Duration({ default: '1s', description: 'How often acked positions are written' }),
   },
   { additionalProperties: false, description: 'Engine settings' },
@@ -101,7 +123,9 @@ export function topLevelSchema(): TObject {
 
 /** The editor-facing document: the top level plus, per section, a choice of stage by `type`. */
 export function pipelineJsonSchema(defs: readonly StageDefinition[]): Record<string, unknown> {
-  const top = structuredClone(topLevelSchema()) as Record<string, unknown> & { properties: Record<string, Record<string, unknown>> };
+  const top = structuredClone(topLevelSchema()) as Record<string, unknown> & {
+    properties: Record<string, Record<string, unknown>>;
+  };
   const $defs: Record<string, unknown> = {};
   for (const def of defs) $defs[`${def.kind}.${def.type}`] = stripSymbols(stageSchema(def));
   for (const [section, kind] of Object.entries(SECTION_KIND)) {
@@ -112,6 +136,7 @@ export function pipelineJsonSchema(defs: readonly StageDefinition[]): Record<str
       properties: { type: { enum: ofKind.map((d) => d.type), description: `${kind} type` } },
       allOf: ofKind.map((d) => ({
         if: { properties: { type: { const: d.type } }, required: ['type'] },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then, not a thenable
         then: { $ref: `#/$defs/${kind}.${d.type}` },
       })),
     };

@@ -24,13 +24,16 @@ export const Size = (doc: Doc): TUnsafe<number> =>
   Type.Unsafe<number>({ type: 'string', pattern: SIZE_PATTERN, [SLUICE_KIND]: 'size', ...doc });
 
 /** A CEL expression over the record (see docs/expressions.md); compiled at validation. */
-export const Expr = (doc: Doc & StringOptions) => Type.String({ minLength: 1, [SLUICE_KIND]: 'expr', ...doc });
+export const Expr = (doc: Doc & StringOptions) =>
+  Type.String({ minLength: 1, [SLUICE_KIND]: 'expr', ...doc });
 
 /** A key/path template with `{field}` placeholders (see runtime/template.ts). */
-export const Template = (doc: Doc & StringOptions) => Type.String({ minLength: 1, [SLUICE_KIND]: 'template', ...doc });
+export const Template = (doc: Doc & StringOptions) =>
+  Type.String({ minLength: 1, [SLUICE_KIND]: 'template', ...doc });
 
 /** A value that must come from the environment (`${MYSQL_URL}`), never written in the spec. */
-export const EnvSecret = (doc: Doc & StringOptions) => Type.String({ minLength: 1, [SLUICE_KIND]: 'env-secret', ...doc });
+export const EnvSecret = (doc: Doc & StringOptions) =>
+  Type.String({ minLength: 1, [SLUICE_KIND]: 'env-secret', ...doc });
 
 export const sluiceKind = (schema: TSchema): SluiceKind | undefined =>
   (schema as Record<string, unknown>)[SLUICE_KIND] as SluiceKind | undefined;
@@ -38,7 +41,10 @@ export const sluiceKind = (schema: TSchema): SluiceKind | undefined =>
 /** AWS options shared by every AWS stage: region, endpoint; credentials come from the SDK chain only. */
 export const AwsOptions = {
   region: Type.Optional(
-    Type.String({ description: 'AWS region; defaults to AWS_REGION / the SDK chain', examples: ['us-east-1'] }),
+    Type.String({
+      description: 'AWS region; defaults to AWS_REGION / the SDK chain',
+      examples: ['us-east-1'],
+    }),
   ),
   endpoint: Type.Optional(
     Type.String({

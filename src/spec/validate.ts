@@ -1,11 +1,13 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: messages quote ${VAR} syntax on purpose
 /**
  * Validation: one diagnostic list from four kinds of check: YAML syntax, schema (per stage
  * type, chosen by `type`), the wiring graph, and facts about the outside world (API limits,
  * literal credentials, memory bounds). On success it also yields the normalised spec the
  * runtime builds from (defaults applied, durations in ms, sizes in bytes).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+
 import type { TSchema } from '@sinclair/typebox';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { compile, ExprError } from '../expr/index.ts';
 import { compileTemplate, TemplateError } from '../runtime/template.ts';
@@ -13,9 +15,10 @@ import type { CheckReport, StageDefinition, StageKind } from '../stages/define.t
 import { definitions } from '../stages/registry.ts';
 import { type Diagnostic, type DiagnosticCode, hasErrors, type Severity, type Span } from './diagnostics.ts';
 import { type LoadedSpec, loadSpec, type Path, pathKey } from './load.ts';
+import { valueOffsets } from './offsets.ts';
 import { RuntimeSettings, SECTION_KIND, type Section, stageSchema, topLevelSchema } from './schema.ts';
 import { sluiceKind } from './types.ts';
-import { parseDuration, parseSize } from './units.ts';
+import { formatBytes, parseDuration, parseSize } from './units.ts';
 
 export interface StageSpec {
   name: string;
@@ -85,7 +88,9 @@ export function validateText(
     // A bug of ours must still surface as a diagnostic, not a stack trace.
     v.report([], 'yaml-syntax', `internal error while validating: ${(err as Error).message}`);
   }
-  const diagnostics = [...loaded.diagnostics, ...v.diagnostics].sort((a, b) => a.line - b.line || a.column - b.column);
+  const diagnostics = redact(dropShadowed([...loaded.diagnostics, ...v.diagnostics]), loaded.envValues).sort(
+    (a, b) => a.line - b.line || a.column - b.column,
+  );
   return { diagnostics, loaded, spec: hasErrors(diagnostics) ? undefined : v.spec };
 }
 
@@ -101,9 +106,20 @@ class Validator {
     this.loaded = loaded;
   }
 
-  report(path: Path, code: DiagnosticCode, message: string, opts?: { key?: boolean; severity?: Severity; span?: Span }): void {
+  report(
+    path: Path,
+    code: DiagnosticCode,
+    message: string,
+    opts?: { key?: boolean; severity?: Severity; span?: Span },
+  ): void {
     const span = opts?.span ?? this.loaded.locate(path, { key: opts?.key });
-    this.diagnostics.push({ file: this.loaded.file, severity: opts?.severity ?? 'error', code, message, ...span });
+    this.diagnostics.push({
+      file: this.loaded.file,
+      severity: opts?.severity ?? 'error',
+      code,
+      message,
+      ...span,
+    });
   }
 
   run(): void {
@@ -123,7 +139,12 @@ class Validator {
       for (const [name, raw] of Object.entries(entries)) {
         const other = seen.get(name);
         if (other) {
-          this.report([section, name], 'duplicate-name', `the name '${name}' is already used in ${other}: stage names are unique across sections`, { key: true });
+          this.report(
+            [section, name],
+            'duplicate-name',
+            `the name '${name}' is already used in ${other}: stage names are unique across sections`,
+            { key: true },
+          );
         }
         seen.set(name, section);
         const stage = this.checkStage(section, name, raw);
@@ -131,7 +152,10 @@ class Validator {
       }
     }
     this.checkGraph(stages);
-    const runtimeValue = this.normalise(RuntimeSettings, withDefaults(RuntimeSettings, runtime)) as unknown as RuntimeSpec;
+    const runtimeValue = this.normalise(
+      RuntimeSettings,
+      withDefaults(RuntimeSettings, runtime),
+    ) as unknown as RuntimeSpec;
     this.spec = { file: this.loaded.file, name: String(root.name), runtime: runtimeValue, stages };
   }
 
@@ -146,6 +170,8 @@ class Validator {
 
   private schemaError(e: ErrorObject, root: TSchema, base: Path, stageType?: string): void {
     const path = [...base, ...pointerToPath(e.instancePath)];
+    // A stage itself (sources.x) is checked by checkStage, against the schema of its type.
+    if (!stageType && path.length === 2 && String(path[0]) in SECTION_KIND && e.keyword === 'type') return;
     const where = stageType ? `${stageType}` : 'the spec';
     const sub = schemaAt(root, pointerToPath(e.instancePath));
     const kind = sub ? sluiceKind(sub) : undefined;
@@ -155,13 +181,21 @@ class Validator {
         const key = String((e.params as { additionalProperty: string }).additionalProperty);
         const known = Object.keys((sub as { properties?: Obj } | undefined)?.properties ?? {});
         const hint = didYouMean(key, known);
-        const secret = /secret|password|access_key/i.test(key) ? '; credentials come from the environment (AWS SDK chain, ${VAR})' : '';
-        this.report([...path, key], secret ? 'literal-credential' : 'unknown-key',
-          `unknown key '${key}' in ${where}${hint ? `: did you mean '${hint}'?` : `; known keys: ${known.join(', ')}`}${secret}`, { key: true });
+        const secret = /secret|password|access_key/i.test(key)
+          ? '; credentials come from the environment (AWS SDK chain, ${VAR})'
+          : '';
+        this.report(
+          [...path, key],
+          secret ? 'literal-credential' : 'unknown-key',
+          `unknown key '${key}' in ${where}${hint ? `: did you mean '${hint}'?` : `; known keys: ${known.join(', ')}`}${secret}`,
+          { key: true },
+        );
         return;
       }
       case 'required': {
         const missing = String((e.params as { missingProperty: string }).missingProperty);
+        // A sink without `from` is reported once, as sink-no-input.
+        if (missing === 'from' && base[0] === 'sinks' && path.length === 2) return;
         this.report(path, 'schema-required', `missing required key '${missing}' in ${where}`, { key: true });
         return;
       }
@@ -170,21 +204,41 @@ class Validator {
         return;
       case 'pattern':
         if (kind === 'duration') {
-          this.report(path, 'invalid-duration', `${describe(path)}: ${tainted ? 'the value' : `'${String(valueAt(this.loaded.value, path))}'`} is not a duration: write a number and a unit, e.g. 500ms, 60s, 5m, 24h`);
+          this.report(
+            path,
+            'invalid-duration',
+            `${describe(path)}: ${tainted ? 'the value' : `'${String(valueAt(this.loaded.value, path))}'`} is not a duration: write a number and a unit, e.g. 500ms, 60s, 5m, 24h`,
+          );
           return;
         }
         if (kind === 'size') {
-          this.report(path, 'invalid-size', `${describe(path)}: ${tainted ? 'the value' : `'${String(valueAt(this.loaded.value, path))}'`} is not a size: write a number and a unit, e.g. 256KiB, 5MiB, 1GB`);
+          this.report(
+            path,
+            'invalid-size',
+            `${describe(path)}: ${tainted ? 'the value' : `'${String(valueAt(this.loaded.value, path))}'`} is not a size: write a number and a unit, e.g. 256KiB, 5MiB, 1GB`,
+          );
           return;
         }
-        this.report(path, 'schema-value', `${describe(path)} must match ${(e.params as { pattern: string }).pattern}`);
+        this.report(
+          path,
+          'schema-value',
+          `${describe(path)} must match ${(e.params as { pattern: string }).pattern}`,
+        );
         return;
       case 'const':
       case 'enum': {
-        const allowed = e.keyword === 'const' ? [(e.params as { allowedValue: unknown }).allowedValue] : (e.params as { allowedValues: unknown[] }).allowedValues;
+        const allowed =
+          e.keyword === 'const'
+            ? [(e.params as { allowedValue: unknown }).allowedValue]
+            : (e.params as { allowedValues: unknown[] }).allowedValues;
         const actual = valueAt(this.loaded.value, path);
-        const hint = typeof actual === 'string' && !tainted ? didYouMean(actual, allowed.map(String)) : undefined;
-        this.report(path, 'schema-value', `${describe(path)} must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')}${hint ? ` (did you mean '${hint}'?)` : ''}`);
+        const hint =
+          typeof actual === 'string' && !tainted ? didYouMean(actual, allowed.map(String)) : undefined;
+        this.report(
+          path,
+          'schema-value',
+          `${describe(path)} must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')}${hint ? ` (did you mean '${hint}'?)` : ''}`,
+        );
         return;
       }
       default:
@@ -202,15 +256,32 @@ class Validator {
       return undefined;
     }
     if (kind === 'sink' && raw.from === undefined) {
-      this.report(base, 'sink-no-input', `sink '${name}' reads from nothing: add from: [<source or transform>]`, { key: true });
+      this.report(
+        base,
+        'sink-no-input',
+        `sink '${name}' reads from nothing: add from: [<source or transform>]`,
+        { key: true },
+      );
     }
     if (typeof raw.type !== 'string') {
-      this.report(raw.type === undefined ? base : [...base, 'type'], raw.type === undefined ? 'schema-required' : 'schema-type',
-        `${kind} '${name}' needs a 'type': one of ${typesOf(kind).join(', ')}`, { key: raw.type === undefined });
+      this.report(
+        raw.type === undefined ? base : [...base, 'type'],
+        raw.type === undefined ? 'schema-required' : 'schema-type',
+        `${kind} '${name}' needs a 'type': one of ${typesOf(kind).join(', ')}`,
+        { key: raw.type === undefined },
+      );
       return undefined;
     }
     const def = definitions.find((d) => d.kind === kind && d.type === raw.type);
     if (!def) {
+      if (this.loaded.fromEnv.has(pathKey([...base, 'type']))) {
+        this.report(
+          [...base, 'type'],
+          'unknown-stage-type',
+          `the ${kind} type from the environment is unknown; ${kind} types: ${typesOf(kind).join(', ')}`,
+        );
+        return undefined;
+      }
       const elsewhere = definitions.find((d) => d.type === raw.type);
       const hint = didYouMean(raw.type, typesOf(kind));
       const msg = elsewhere
@@ -226,7 +297,8 @@ class Validator {
     if (!ok) return undefined;
     const normal = this.normalise(schema, raw) as Obj;
     const { type: _t, from, on_error, retry, buffer, max_in_flight, ...options } = normal;
-    const report: CheckReport = (path, code, message, severity) => this.report([...base, ...path], code, message, { severity });
+    const report: CheckReport = (path, code, message, severity) =>
+      this.report([...base, ...path], code, message, { severity });
     try {
       def.check?.(options as never, report);
     } catch (err) {
@@ -241,7 +313,11 @@ class Validator {
       options,
       from: (from as string[] | undefined) ?? [],
       onError: (on_error as 'continue' | 'stop' | undefined) ?? 'continue',
-      retry: (retry as StageSpec['retry'] | undefined) ?? { max_attempts: 5, backoff: 200, max_backoff: 30_000 },
+      retry: (retry as StageSpec['retry'] | undefined) ?? {
+        max_attempts: 5,
+        backoff: 200,
+        max_backoff: 30_000,
+      },
       buffer: (buffer as StageSpec['buffer'] | undefined) ?? {},
       maxInFlight: (max_in_flight as number | undefined) ?? 4,
     };
@@ -259,18 +335,32 @@ class Validator {
         } catch (err) {
           if (!(err instanceof ExprError)) throw err;
           const span = this.innerSpan(path, v, err.offset, Math.max(1, err.length));
-          this.report(path, 'expr-syntax', tainted ? 'the expression from the environment does not compile' : `expression does not compile: ${err.message}`, { span });
+          this.report(
+            path,
+            'expr-syntax',
+            tainted
+              ? 'the expression from the environment does not compile'
+              : `expression does not compile: ${err.message}`,
+            { span },
+          );
         }
       } else if (kind === 'template') {
         try {
           compileTemplate(v);
         } catch (err) {
           if (!(err instanceof TemplateError)) throw err;
-          this.report(path, 'invalid-template', err.message, { span: this.innerSpan(path, v, err.offset, err.length) });
+          const message = tainted ? 'the template from the environment names an unknown field' : err.message;
+          this.report(path, 'invalid-template', message, {
+            span: this.innerSpan(path, v, err.offset, err.length),
+          });
         }
       } else if (kind === 'env-secret') {
         if (!tainted && /^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v)) {
-          this.report(path, 'literal-credential', 'this URL holds a password: write ${MYSQL_URL} (or another variable) and export the URL in the environment');
+          this.report(
+            path,
+            'literal-credential',
+            'this URL holds a password: write ${MYSQL_URL} (or another variable) and export the URL in the environment',
+          );
         }
       }
     });
@@ -278,29 +368,64 @@ class Validator {
 
   /** Literal AWS keys or passwords anywhere in a stage are errors: they belong in the environment. */
   private checkCredentials(value: unknown, base: Path): void {
+    const already = new Set(
+      this.diagnostics.filter((d) => d.code === 'literal-credential').map((d) => `${d.line}:${d.column}`),
+    );
     const visit = (v: unknown, path: Path): void => {
       if (typeof v === 'string') {
         if (this.loaded.fromEnv.has(pathKey(path))) return;
+        const at = this.loaded.locate(path);
+        if (already.has(`${at.line}:${at.column}`)) return;
         if (/\b(AKIA|ASIA)[0-9A-Z]{16}\b/.test(v)) {
-          this.report(path, 'literal-credential', 'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)');
+          this.report(
+            path,
+            'literal-credential',
+            'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)',
+          );
         } else if (/^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v) && !/^\$\{/.test(v)) {
-          this.report(path, 'literal-credential', 'this URL holds a password: move the URL to an environment variable and write ${VAR}');
+          this.report(
+            path,
+            'literal-credential',
+            'this URL holds a password: move the URL to an environment variable and write ${VAR}',
+          );
         }
-      } else if (Array.isArray(v)) v.forEach((x, i) => visit(x, [...path, i]));
-      else if (isObj(v)) for (const [k, x] of Object.entries(v)) visit(x, [...path, k]);
+      } else if (Array.isArray(v)) {
+        for (const [i, x] of v.entries()) visit(x, [...path, i]);
+      } else if (isObj(v)) for (const [k, x] of Object.entries(v)) visit(x, [...path, k]);
     };
     visit(value, base);
   }
 
-  private checkBatching(def: StageDefinition & { kind: 'sink' }, options: Obj, buffer: Obj | undefined, base: Path): void {
+  private checkBatching(
+    def: StageDefinition & { kind: 'sink' },
+    options: Obj,
+    buffer: Obj | undefined,
+    base: Path,
+  ): void {
     const policy = typeof def.batching === 'function' ? def.batching(options as never) : def.batching;
     const limits = policy.limits;
     if (!limits || !buffer) return;
-    if (limits.max_records !== undefined && typeof buffer.max_records === 'number' && buffer.max_records > limits.max_records) {
-      this.report([...base, 'buffer', 'max_records'], 'aws-limit', `${def.type} accepts at most ${limits.max_records} records per request; set buffer.max_records to ${limits.max_records} or less`);
+    if (
+      limits.max_records !== undefined &&
+      typeof buffer.max_records === 'number' &&
+      buffer.max_records > limits.max_records
+    ) {
+      this.report(
+        [...base, 'buffer', 'max_records'],
+        'aws-limit',
+        `${def.type} accepts at most ${limits.max_records} records per request; set buffer.max_records to ${limits.max_records} or less`,
+      );
     }
-    if (limits.max_bytes !== undefined && typeof buffer.max_bytes === 'number' && buffer.max_bytes > limits.max_bytes) {
-      this.report([...base, 'buffer', 'max_bytes'], 'aws-limit', `${def.type} accepts at most ${limits.max_bytes} bytes per request; lower buffer.max_bytes`);
+    if (
+      limits.max_bytes !== undefined &&
+      typeof buffer.max_bytes === 'number' &&
+      buffer.max_bytes > limits.max_bytes
+    ) {
+      this.report(
+        [...base, 'buffer', 'max_bytes'],
+        'aws-limit',
+        `${def.type} accepts at most ${formatBytes(limits.max_bytes)} per request; lower buffer.max_bytes`,
+      );
     }
   }
 
@@ -308,9 +433,21 @@ class Validator {
   private innerSpan(path: Path, value: string, offset: number, length: number): Span | undefined {
     const info = this.loaded.scalarInfo(path);
     if (!info || this.loaded.fromEnv.has(pathKey(path))) return undefined;
-    const raw = this.loaded.source.slice(info.start, info.end);
+    const source = this.loaded.source;
+    const offsets = valueOffsets(source, info.start, info.end, info.type, value);
+    if (offsets) {
+      const from = offsets[Math.min(offset, value.length)];
+      const to = offsets[Math.min(offset + length, value.length)];
+      const a = toLineCol(source, from);
+      // An error on the last character ends right after it, even when that is a line break.
+      const b = toLineCol(source, to > from ? to : from + 1);
+      return { line: a.line, column: a.col, endLine: b.line, endColumn: b.col };
+    }
+    const quoted = info.type === 'QUOTE_DOUBLE' || info.type === 'QUOTE_SINGLE';
+    const start = info.start + (quoted ? 1 : 0);
+    const raw = source.slice(start, info.end);
     let at: number;
-    if (raw.startsWith(value)) at = info.start + offset;
+    if (raw.startsWith(value)) at = start + offset;
     else {
       // Block scalars and escaped strings: find the line of the value that holds the offset.
       const before = value.slice(0, offset);
@@ -318,7 +455,7 @@ class Validator {
       const col = offset - (before.lastIndexOf('\n') + 1);
       const lineText = value.split('\n')[lineIdx] ?? '';
       const found = lineText ? raw.indexOf(lineText) : -1;
-      at = found >= 0 ? info.start + found + col : info.start;
+      at = found >= 0 ? start + found + col : start;
     }
     const a = toLineCol(this.loaded.source, at);
     const b = toLineCol(this.loaded.source, at + length);
@@ -331,18 +468,33 @@ class Validator {
     const byName = new Map(stages.map((s) => [s.name, s]));
     const root = this.loaded.value as Obj;
     const allNames = new Set<string>();
-    for (const section of Object.keys(SECTION_KIND)) if (isObj(root[section])) for (const n of Object.keys(root[section] as Obj)) allNames.add(n);
+    for (const section of Object.keys(SECTION_KIND))
+      if (isObj(root[section])) for (const n of Object.keys(root[section] as Obj)) allNames.add(n);
     const readers = new Map<string, number>();
     for (const s of stages) {
       s.from.forEach((input, i) => {
         const [target, port] = input.split('.');
         const path = [`${s.kind}s`, s.name, 'from', i];
         const t = byName.get(target);
-        if (!allNames.has(target)) {
+        if (!allNames.has(target) && this.loaded.fromEnv.has(pathKey(path))) {
+          this.report(
+            path,
+            'unknown-input',
+            'the input named by the environment is not an output of this pipeline',
+          );
+        } else if (!allNames.has(target)) {
           const hint = didYouMean(target, [...allNames]);
-          this.report(path, 'unknown-input', `'${input}' is not an output of this pipeline${hint ? `: did you mean '${hint}${port ? `.${port}` : ''}'?` : ''}`);
+          this.report(
+            path,
+            'unknown-input',
+            `'${input}' is not an output of this pipeline${hint ? `: did you mean '${hint}${port ? `.${port}` : ''}'?` : ''}`,
+          );
         } else if (t?.kind === 'sink' && port !== 'errors') {
-          this.report(path, 'unknown-input', `'${target}' is a sink: only its error output '${target}.errors' can be read`);
+          this.report(
+            path,
+            'unknown-input',
+            `'${target}' is a sink: only its error output '${target}.errors' can be read`,
+          );
         } else if (port === undefined) {
           readers.set(target, (readers.get(target) ?? 0) + 1);
         }
@@ -350,13 +502,27 @@ class Validator {
     }
     for (const s of stages) {
       if (s.kind !== 'sink' && !readers.get(s.name)) {
-        this.report([`${s.kind}s`, s.name], 'unused-output', `nothing reads the output of ${s.kind} '${s.name}': wire it into a sink's from, or remove it`, { key: true, severity: 'warning' });
+        this.report(
+          [`${s.kind}s`, s.name],
+          'unused-output',
+          `nothing reads the output of ${s.kind} '${s.name}': wire it into a sink's from, or remove it`,
+          { key: true, severity: 'warning' },
+        );
       }
     }
-    const cycle = findCycle(stages);
-    if (cycle) {
+    const found = findCycle(stages);
+    if (found) {
+      // Start the loop at the stage written first, and point at its `from` entry that closes it.
+      const order = new Map(stages.map((s, i) => [s.name, i]));
+      const at = found.reduce(
+        (best, name, i) => ((order.get(name) ?? 0) < (order.get(found[best]) ?? 0) ? i : best),
+        0,
+      );
+      const cycle = [...found.slice(at), ...found.slice(0, at)];
       const first = byName.get(cycle[0])!;
-      this.report([`${first.kind}s`, first.name, 'from'], 'cycle', `stages feed each other in a loop: ${cycle.join(' → ')} → ${cycle[0]}`);
+      const closing = first.from.findIndex((f) => f.split('.')[0] === cycle[cycle.length - 1]);
+      const path = [`${first.kind}s`, first.name, 'from', ...(closing >= 0 ? [closing] : [])];
+      this.report(path, 'cycle', `stages feed each other in a loop: ${cycle.join(' → ')} → ${cycle[0]}`);
     }
   }
 
@@ -397,8 +563,29 @@ function pointerToPath(pointer: string): (string | number)[] {
 }
 
 function describe(path: Path): string {
-  const last = path.slice(2).join('.');
+  const inStage = typeof path[0] === 'string' && path[0] in SECTION_KIND;
+  const last = (inStage ? path.slice(2) : path).join('.');
   return last ? `'${last}'` : 'the value';
+}
+
+/** Checks that follow from an unset variable (an empty string is not a number) would only repeat it. */
+function dropShadowed(diags: Diagnostic[]): Diagnostic[] {
+  const unset = new Set(diags.filter((d) => d.code === 'env-unset').map((d) => `${d.line}:${d.column}`));
+  if (unset.size === 0) return diags;
+  return diags.filter((d) => d.code === 'env-unset' || !unset.has(`${d.line}:${d.column}`));
+}
+
+/** Last line of defence: a value that came from the environment never appears in a message. */
+function redact(diags: Diagnostic[], values: ReadonlySet<string>): Diagnostic[] {
+  const words = [...values].filter((v) => v.trim() !== '').sort((a, b) => b.length - a.length);
+  if (words.length === 0) return diags;
+  const alternatives = words.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+  // Whole-token matches only, so a port 5 does not blank out the 5 of "500 records".
+  const re = new RegExp(`(?<![A-Za-z0-9])(?:${alternatives})(?![A-Za-z0-9])`, 'g');
+  return diags.map((d) => {
+    const message = d.message.replace(re, '***');
+    return message === d.message ? d : { ...d, message };
+  });
 }
 
 function valueAt(root: unknown, path: Path): unknown {
@@ -425,7 +612,12 @@ function schemaAt(schema: TSchema, path: Path): TSchema | undefined {
 }
 
 /** Visits each value that has a schema with properties/items, calling `fn` for every leaf schema. */
-function walkSchema(schema: TSchema, value: unknown, path: Path, fn: (s: TSchema, v: unknown, p: Path) => void): void {
+function walkSchema(
+  schema: TSchema,
+  value: unknown,
+  path: Path,
+  fn: (s: TSchema, v: unknown, p: Path) => void,
+): void {
   fn(schema, value, path);
   if (isObj(value) && (schema.properties || schema.patternProperties)) {
     const props = (schema.properties ?? {}) as Record<string, TSchema>;
@@ -436,7 +628,7 @@ function walkSchema(schema: TSchema, value: unknown, path: Path, fn: (s: TSchema
       if (sub) walkSchema(sub, v, [...path, k], fn);
     }
   } else if (Array.isArray(value) && schema.items && !Array.isArray(schema.items)) {
-    value.forEach((v, i) => walkSchema(schema.items as TSchema, v, [...path, i], fn));
+    for (const [i, v] of value.entries()) walkSchema(schema.items as TSchema, v, [...path, i], fn);
   }
   for (const alt of (schema.anyOf ?? schema.oneOf ?? []) as TSchema[]) {
     if (alt.properties || alt.items || sluiceKind(alt)) walkSchema(alt, value, path, fn);
@@ -455,7 +647,9 @@ function pruneErrors(errors: ErrorObject[]): ErrorObject[] {
       const key = `${e.instancePath}|union`;
       if (seen.has(key)) continue;
       seen.add(key);
-      const allowed = errors.filter((x) => x.instancePath === e.instancePath && x.keyword === 'const').map((x) => (x.params as { allowedValue: unknown }).allowedValue);
+      const allowed = errors
+        .filter((x) => x.instancePath === e.instancePath && x.keyword === 'const')
+        .map((x) => (x.params as { allowedValue: unknown }).allowedValue);
       out.push({ ...e, keyword: 'enum', params: { allowedValues: allowed } });
       continue;
     }
