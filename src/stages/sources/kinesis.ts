@@ -294,13 +294,21 @@ export class KinesisSource implements Source {
           if (this.store && !first) this.positions = await this.checkpoints.load();
           attempt = 0;
         } catch (err) {
+          if (this.signal.aborted) break;
           if (first && errorName(err) === 'ResourceNotFoundException') {
             throw new StageError(`Kinesis stream '${this.o.stream}' not found`, {
               retryable: false,
               cause: err,
             });
           }
-          if (this.signal.aborted) break;
+          // At start-up a few tries tell a passing fault from a wrong endpoint or missing credentials.
+          if (first && attempt >= 2) {
+            const why = (err as Error).message;
+            throw new StageError(`cannot list the shards of Kinesis stream '${this.o.stream}': ${why}`, {
+              retryable: false,
+              cause: err,
+            });
+          }
           this.stage.log.warn({ err, stream: this.o.stream }, 'listing shards failed; retrying');
           await sleep(backoff(attempt++), this.signal);
           continue;
