@@ -9,6 +9,7 @@ import type { PipelineState, StageSnapshot } from '../runtime/metrics.ts';
 import {
   bar,
   clip,
+  humanBytes,
   humanCount,
   humanDuration,
   humanLag,
@@ -282,9 +283,24 @@ function headerLines(view: View, width: number): Line[] {
   return lines;
 }
 
-function recentErrors(view: View): { at: number; stage: string; reason: string }[] {
-  const all = view.rows.flatMap((r) => r.stage.lastErrors);
-  return all.sort((a, b) => b.at - a.at);
+interface ErrorGroup {
+  at: number;
+  stage: string;
+  reason: string;
+  count: number;
+}
+
+/** Recent error samples of every stage, newest first, with repeats of a reason folded into one. */
+function recentErrors(view: View): ErrorGroup[] {
+  const all = view.rows.flatMap((r) => r.stage.lastErrors).sort((a, b) => b.at - a.at);
+  const groups = new Map<string, ErrorGroup>();
+  for (const e of all) {
+    const key = `${e.stage}\u0000${e.reason}`;
+    const g = groups.get(key);
+    if (g) g.count++;
+    else groups.set(key, { ...e, count: 1 });
+  }
+  return [...groups.values()];
 }
 
 function clock(at: number): string {
@@ -300,7 +316,8 @@ function errorsPanel(view: View, width: number, height: number): Line[] {
   if (errs.length === 0) lines.push([{ text: 'No errors.', dim: true }]);
   const nameWidth = Math.min(16, Math.max(...errs.map((e) => e.stage.length), 4));
   for (const e of errs.slice(0, Math.max(0, height - 1))) {
-    const lead = `${clock(e.at)} ${padRight(e.stage, nameWidth)} `;
+    const times = e.count > 1 ? `×${e.count} ` : '';
+    const lead = `${clock(e.at)} ${padRight(e.stage, nameWidth)} ${times}`;
     lines.push([
       { text: lead.slice(0, 9), dim: true },
       { text: lead.slice(9), color: 'red' },
@@ -392,8 +409,8 @@ function detailPanel(r: StageRow, width: number, height: number): Line[] {
     ],
   ];
   const stats = [
-    `in ${humanCount(s.recordsIn)} (${humanBytesShort(s.bytesIn)})`,
-    `out ${humanCount(s.recordsOut)} (${humanBytesShort(s.bytesOut)})`,
+    `in ${humanCount(s.recordsIn)}${bytesNote(s.bytesIn)}`,
+    `out ${humanCount(s.recordsOut)}${bytesNote(s.bytesOut)}`,
     `errors ${humanCount(s.errors)}`,
     `dropped ${humanCount(s.dropped)}`,
     `dedup ${humanCount(s.duplicates)}`,
@@ -422,8 +439,8 @@ function detailPanel(r: StageRow, width: number, height: number): Line[] {
   return lines.slice(0, height);
 }
 
-function humanBytesShort(n: number): string {
-  return `${mibNumber(n)} MiB`;
+function bytesNote(n: number): string {
+  return n > 0 ? ` (${humanBytes(n)})` : '';
 }
 
 function footer(width: number, quitting: boolean, errors: number, hasSelection: boolean): Line {

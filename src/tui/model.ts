@@ -10,7 +10,7 @@ export interface Rates {
   inPerSec: number;
   /** Records per second emitted (sources, transforms) or written (sinks). */
   outPerSec: number;
-  /** Bytes per second through the stage: emitted by a source, received by the others. */
+  /** Bytes per second through the stage, whichever of in and out it counts (the larger). */
   bytesPerSec: number;
 }
 
@@ -44,8 +44,13 @@ export function throughput(s: StageSnapshot): number {
   return s.kind === 'source' ? s.recordsOut : s.recordsIn;
 }
 
-export function throughputBytes(s: StageSnapshot): number {
-  return s.kind === 'source' ? s.bytesOut : s.bytesIn;
+/**
+ * Bytes through a stage: the larger of what it received and what it sent, since stages count
+ * what they can see (a source the bytes it read, a file sink the bytes it wrote) and leave the
+ * other side at zero.
+ */
+function bytesThrough(prev: StageSnapshot, cur: StageSnapshot): number {
+  return Math.max(0, cur.bytesIn - prev.bytesIn, cur.bytesOut - prev.bytesOut);
 }
 
 /** Rates between two snapshots of the same stage; zero when there is no earlier one. */
@@ -54,7 +59,7 @@ export function ratesBetween(prev: StageSnapshot | undefined, cur: StageSnapshot
   return {
     inPerSec: Math.max(0, cur.recordsIn - prev.recordsIn) / seconds,
     outPerSec: Math.max(0, cur.recordsOut - prev.recordsOut) / seconds,
-    bytesPerSec: Math.max(0, throughputBytes(cur) - throughputBytes(prev)) / seconds,
+    bytesPerSec: bytesThrough(prev, cur) / seconds,
   };
 }
 

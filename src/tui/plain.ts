@@ -74,39 +74,55 @@ export function renderPlainLines(prev: PipelineSnapshot | undefined, cur: Pipeli
 interface Column {
   title: string;
   right: boolean;
+  /** Shown even when every row is zero or empty. */
+  always?: boolean;
   cell(s: StageSnapshot): string;
 }
 
+const count = (n: number): string => (n === 0 ? '0' : String(n));
+
 const COLUMNS: Column[] = [
-  { title: 'STAGE', right: false, cell: (s) => s.name },
-  { title: 'KIND', right: false, cell: (s) => s.kind },
-  { title: 'TYPE', right: false, cell: (s) => s.type },
-  { title: 'IN', right: true, cell: (s) => String(s.recordsIn) },
-  { title: 'OUT', right: true, cell: (s) => String(s.recordsOut) },
-  { title: 'BYTES', right: true, cell: (s) => humanBytes(s.kind === 'source' ? s.bytesOut : s.bytesIn) },
-  { title: 'ERRORS', right: true, cell: (s) => String(s.errors) },
-  { title: 'DROPPED', right: true, cell: (s) => String(s.dropped) },
-  { title: 'DEDUP', right: true, cell: (s) => String(s.duplicates) },
-  { title: 'RETRIES', right: true, cell: (s) => String(s.retries) },
+  { title: 'STAGE', right: false, always: true, cell: (s) => s.name },
+  { title: 'KIND', right: false, always: true, cell: (s) => s.kind },
+  { title: 'TYPE', right: false, always: true, cell: (s) => s.type },
+  {
+    title: 'IN',
+    right: true,
+    always: true,
+    cell: (s) => (s.kind === 'source' && s.recordsIn === 0 ? '-' : count(s.recordsIn)),
+  },
+  { title: 'OUT', right: true, always: true, cell: (s) => count(s.recordsOut) },
+  {
+    title: 'BYTES',
+    right: true,
+    cell: (s) => (s.bytesIn + s.bytesOut > 0 ? humanBytes(Math.max(s.bytesIn, s.bytesOut)) : '-'),
+  },
+  { title: 'ERRORS', right: true, always: true, cell: (s) => count(s.errors) },
+  { title: 'DROPPED', right: true, cell: (s) => count(s.dropped) },
+  { title: 'DEDUP', right: true, cell: (s) => count(s.duplicates) },
+  { title: 'RETRIES', right: true, cell: (s) => count(s.retries) },
   { title: 'LAG', right: true, cell: (s) => lagText(s) ?? '' },
 ];
 
+const EMPTY = new Set(['', '0', '-']);
+
 /**
- * The final totals: a heading with the pipeline's state, run time and average rates, then
- * one row per stage with exact counts.
+ * The final totals: the pipeline's state, run time and average rates, then one row per stage
+ * with exact counts. Columns that are zero for every stage are left out, so the table of a
+ * typical pipeline fits 80 columns.
  */
 export function formatTotals(snap: PipelineSnapshot): string {
   const elapsed = Math.max(0, snap.at - snap.startedAt);
   const t = pipelineTotals(snap);
   const secs = elapsed / 1000;
-  const avg = (n: number): string => (secs > 0 ? humanRate(n / secs) : '-');
-  const head =
-    `${snap.pipeline}: ${snap.state} after ${uptime(elapsed)} (${humanDuration(elapsed)}), ` +
-    `${t.in} in (${avg(t.in)}), ${t.out} out (${avg(t.out)}), ${t.errors} errors`;
+  const avg = (n: number): string => (secs > 0 ? ` (${humanRate(n / secs)})` : '');
+  const head = [
+    `${snap.pipeline}: ${snap.state} after ${uptime(elapsed)}`,
+    `in ${t.in}${avg(t.in)}  out ${t.out}${avg(t.out)}  errors ${t.errors}`,
+  ];
   const order = wiringOrder(snap.stages).map((p) => snap.stages[p.index]);
   const cells = order.map((s) => COLUMNS.map((c) => c.cell(s)));
-  // LAG only when some source reports one.
-  const used = COLUMNS.map((c, i) => c.title !== 'LAG' || cells.some((r) => r[i] !== ''));
+  const used = COLUMNS.map((c, i) => c.always === true || cells.some((r) => !EMPTY.has(r[i])));
   const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i].length)));
   const line = (row: string[]): string =>
     row
@@ -114,5 +130,5 @@ export function formatTotals(snap: PipelineSnapshot): string {
       .filter((_, i) => used[i])
       .join('  ')
       .trimEnd();
-  return [head, line(COLUMNS.map((c) => c.title)), ...cells.map(line)].join('\n');
+  return [...head, line(COLUMNS.map((c) => c.title)), ...cells.map(line)].join('\n');
 }

@@ -142,6 +142,30 @@ describe('keys', () => {
     expect(frame()).not.toContain('Recent errors');
   });
 
+  it('folds repeats of one reason into a single line with a count', async () => {
+    const repeated = (t: number): PipelineSnapshot => {
+      const d = demo(t, 1000, 5);
+      const enriched = d.stages[1];
+      enriched.lastErrors = [
+        ...Array.from({ length: 12 }, (_, i) => ({
+          at: d.at - 1000 + i,
+          stage: 'enriched',
+          reason: "to_double: 'n/a' is not a number",
+        })),
+        { at: d.at, stage: 'enriched', reason: 'no such key: peso_medio' },
+      ];
+      return d;
+    };
+    const { stdin, frame } = mount(repeated);
+    stdin.write('e');
+    await tick();
+    const lines = frame().split('\n');
+    const at = lines.findIndex((l) => l.startsWith('Recent errors'));
+    expect(lines[at + 1]).toMatch(/^\d\d:\d\d:\d\d enriched no such key: peso_medio$/);
+    expect(lines[at + 2]).toMatch(/^\d\d:\d\d:\d\d enriched ×12 to_double: 'n\/a' is not a number$/);
+    expect(lines[at + 3]).toMatch(/^q quit/);
+  });
+
   it('? shows the key help', async () => {
     const { stdin, frame } = mount(demo);
     stdin.write('?');

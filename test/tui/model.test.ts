@@ -103,22 +103,13 @@ describe('plain output', () => {
     expect(lines.find((l) => l.startsWith('events'))).toMatch(/lag 45\.0k$/);
   });
 
-  it('formats the final totals with exact counts', () => {
+  it('formats the final totals with exact counts, leaving out all-zero columns', () => {
     const text = formatTotals({ ...demo(10, 1000, 3), state: 'stopped' });
-    const [head, titles, ...rows] = text.split('\n');
-    expect(head).toBe('demo: stopped after 0:00:10 (10s), 10000 in (1.00k/s), 19000 out (1.90k/s), 3 errors');
-    expect(titles.split(/\s+/)).toEqual([
-      'STAGE',
-      'KIND',
-      'TYPE',
-      'IN',
-      'OUT',
-      'BYTES',
-      'ERRORS',
-      'DROPPED',
-      'DEDUP',
-      'RETRIES',
-    ]);
+    const [head, rates, titles, ...rows] = text.split('\n');
+    expect(head).toBe('demo: stopped after 0:00:10');
+    expect(rates).toBe('in 10000 (1.00k/s)  out 19000 (1.90k/s)  errors 3');
+    // No stage dropped or retried: those columns are left out; dedup stays.
+    expect(titles.split(/\s+/)).toEqual(['STAGE', 'KIND', 'TYPE', 'IN', 'OUT', 'BYTES', 'ERRORS', 'DEDUP']);
     expect(rows.map((r) => r.split(/\s+/)[0])).toEqual([
       'orders',
       'enriched',
@@ -126,6 +117,17 @@ describe('plain output', () => {
       'by_day',
       'lake',
       'console',
+    ]);
+    expect(rows[0].split(/\s+/)).toEqual([
+      'orders',
+      'source',
+      'generate',
+      '-',
+      '10000',
+      '1.72',
+      'MiB',
+      '0',
+      '0',
     ]);
     expect(rows[1].split(/\s+/)).toEqual([
       'enriched',
@@ -137,10 +139,25 @@ describe('plain output', () => {
       'MiB',
       '3',
       '0',
-      '0',
-      '0',
     ]);
-    // Columns line up: every row is as wide as the title row or narrower after trimming.
-    for (const r of rows) expect(r.length).toBeLessThanOrEqual(titles.length);
+    for (const r of [titles, ...rows]) expect(r.length).toBeLessThanOrEqual(80);
+  });
+
+  it('adds the lag and retry columns when a stage has them', () => {
+    const [, , titles, ...rows] = formatTotals(streams(100)).split('\n');
+    expect(titles.split(/\s+/)).toEqual([
+      'STAGE',
+      'KIND',
+      'TYPE',
+      'IN',
+      'OUT',
+      'BYTES',
+      'ERRORS',
+      'DROPPED',
+      'RETRIES',
+      'LAG',
+    ]);
+    expect(rows[0]).toMatch(/^sales .* 5\.3s$/);
+    expect(rows.find((r) => r.startsWith('consumption'))).toMatch(/7 in flight$/);
   });
 });

@@ -91,7 +91,9 @@ describe('startTui', () => {
     const leave = after.lastIndexOf('\u001b[?1049l');
     expect(leave).toBeGreaterThanOrEqual(0);
     const totals = after.slice(leave + '\u001b[?1049l'.length);
-    expect(totals).toContain('demo: stopped after 0:00:10 (10s), 80000 in (8.00k/s)');
+    expect(totals).toContain(
+      'demo: stopped after 0:00:10\nin 80000 (8.00k/s)  out 152000 (15.2k/s)  errors 0\n',
+    );
     expect(totals).toMatch(/\nlake\s+sink\s+file\s+76000\s+76000 /);
     expect(totals.match(/demo: stopped/g)).toHaveLength(1);
     expect(keys.raw).toBe(false);
