@@ -184,25 +184,44 @@ describe('kinesis sink', () => {
     await plain.sink.close();
   });
 
-  it('hands a key back to the runtime when ordered retries run out', async () => {
+  it('orders concurrent batches, and hands a failing key back only when closing', async () => {
     const stream = `s-${suffix()}`;
     await createStream(k.client, stream, 1);
-    const ctx = await stageContext('out', 'sink', 'kinesis');
-    const sink = kinesisSink.create(
-      { stream, endpoint: k.endpoint, partition_key: 'user', ordered: true, ordered_attempts: 2 },
-      ctx,
-    ) as KinesisSink;
-    injectPartialFailure(sink, (data) => data === '{"user":"a","n":0}');
-    const values = [0, 1].flatMap((n) => ['a', 'b'].map((user) => ({ user, n })));
-    const res = await sink.write(batch(values));
-    // a0 failed; a1 was never sent so a retry keeps the order; b went through.
+    const { sink } = await newSink(stream, { ordered: true });
+    let failA = true;
+    injectPartialFailure(sink, (data) => failA && data === '{"user":"a","n":0}');
+    // Batch 1's a0 keeps failing; batch 2 (written concurrently, as the runtime may) must wait.
+    const first = sink.write(batch([0, 1].flatMap((n) => ['a', 'b'].map((user) => ({ user, n })))));
+    const second = sink.write(batch([{ user: 'a', n: 2 }]));
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await readAll(k.client, stream)).map((g) => g.data)).toEqual(['{"user":"b","n":0}']);
+    failA = false;
+    expect(await first).toBeUndefined();
+    expect(await second).toBeUndefined();
+    const got = (await readAll(k.client, stream)).map(
+      (g) => JSON.parse(g.data) as { user: string; n: number },
+    );
+    expect(got.filter((g) => g.user === 'a').map((g) => g.n)).toEqual([0, 1, 2]);
+
+    // Closing while a record keeps failing: it and its key's later records come back as retryable.
+    failA = true;
+    const stream2 = `s-${suffix()}`;
+    await createStream(k.client, stream2, 1);
+    const again = await newSink(stream2, { ordered: true });
+    injectPartialFailure(again.sink, (data) => data === '{"user":"a","n":0}');
+    const pending = again.sink.write(batch([0, 1].flatMap((n) => ['a', 'b'].map((user) => ({ user, n })))));
+    await new Promise((r) => setTimeout(r, 300));
+    await again.sink.close();
+    const res = await pending;
     expect(res?.failed.map((f) => [f.index, f.retryable])).toEqual([
       [0, true],
       [2, true],
     ]);
     expect(res?.failed[1].reason).toMatch(/earlier record with partition key 'a'/);
-    const got = (await readAll(k.client, stream)).map((g) => g.data);
-    expect(got).toEqual(['{"user":"b","n":0}', '{"user":"b","n":1}']);
+    expect((await readAll(k.client, stream2)).map((g) => g.data)).toEqual([
+      '{"user":"b","n":0}',
+      '{"user":"b","n":1}',
+    ]);
     await sink.close();
   });
 });

@@ -2,11 +2,13 @@
  * `kinesis` sink: PutRecords within the API limits, returning only the failed entries so the
  * runtime retries those alone.
  *
- * With `ordered: true` a partially failed call could otherwise let a later record of a key land
- * before an earlier one that is retried. So the batch is sent in waves, each holding at most one
- * record per partition key (the n-th record of every key), and a wave's failed entries are
- * retried here, with backoff, before the next wave. Many distinct keys still fill each call;
- * a single hot key degrades to one record per call, which is the price of its order.
+ * `ordered: true` keeps every partition key's records in the order they arrived, which plain
+ * retries cannot: after a partially failed call the runtime would resend a key's failed record
+ * after later records of that key had landed, and concurrent batches may overtake each other.
+ * So in ordered mode writes run one at a time, each batch is sent in waves holding at most one
+ * record per key (the n-th record of every key), and a wave's retryable failures are retried
+ * here, with capped backoff, until accepted, before the next wave. Many distinct keys still fill
+ * each call; a single hot key degrades to one record per call, the price of its order.
  */
 import { KinesisClient, PutRecordsCommand, type PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
@@ -42,15 +44,7 @@ const options = Type.Object({
     Type.Boolean({
       default: false,
       description:
-        'Keep order per partition key across partial failures: at most one record per key per call, failed entries retried before the next',
-    }),
-  ),
-  ordered_attempts: Type.Optional(
-    Type.Integer({
-      minimum: 1,
-      default: 8,
-      description:
-        'With ordered: tries per wave inside the sink before its failed keys are handed back to the runtime',
+        'Keep order per partition key across partial failures and batches: one write at a time, at most one record per key per call, failed entries retried before the next',
     }),
   ),
 });
@@ -82,6 +76,9 @@ export class KinesisSink implements Sink {
   private readonly o: Options;
   private readonly ctx: StageContext;
   private readonly key: CompiledExpr;
+  /** Ordered mode: the write under way; the next waits for it. */
+  private serial: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
   constructor(o: Options, ctx: StageContext) {
     this.o = o;
@@ -91,10 +88,19 @@ export class KinesisSink implements Sink {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.serial.catch(() => undefined);
     this.client.destroy();
   }
 
-  async write(batch: SinkBatch): Promise<WriteResult> {
+  write(batch: SinkBatch): Promise<WriteResult> {
+    if (!this.o.ordered) return this.writeBatch(batch);
+    const run = this.serial.then(() => this.writeBatch(batch));
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeBatch(batch: SinkBatch): Promise<WriteResult> {
     const failed: RecordFailure[] = [];
     const entries = this.prepare(batch.records, failed);
     if (this.o.ordered) await this.writeOrdered(entries, failed);
@@ -186,7 +192,6 @@ export class KinesisSink implements Sink {
       waves[n].push(e);
     }
     const given = new Map<string, string>(); // key → why its remaining records are handed back
-    const attempts = this.o.ordered_attempts ?? 8;
     for (const wave of waves) {
       let pending = wave.filter((e) => {
         const why = given.get(e.key);
@@ -198,18 +203,26 @@ export class KinesisSink implements Sink {
         const again: [KinesisEntry, string, boolean][] = [];
         for (const group of chunk(pending, MAX_RECORDS, MAX_CALL_BYTES))
           again.push(...(await this.put(group)));
-        if (again.length === 0) break;
-        const permanent = again.filter(([, , retryable]) => !retryable);
-        const last = attempt >= attempts;
+        pending = [];
         for (const [e, reason, retryable] of again) {
-          if (retryable && !last) continue;
-          failed.push({ index: e.index, reason, retryable });
-          given.set(e.key, `not sent: an earlier record with partition key '${e.key}' failed (${reason})`);
+          if (!retryable) {
+            // Never writable (goes to the error output): the key's later records go on in order.
+            failed.push({ index: e.index, reason, retryable });
+          } else if (this.closed) {
+            // Shutting down: hand the key's remaining records back rather than reorder them.
+            failed.push({ index: e.index, reason, retryable });
+            given.set(e.key, `not sent: an earlier record with partition key '${e.key}' failed (${reason})`);
+          } else pending.push(e);
         }
-        if (last || permanent.length === again.length) break;
-        pending = again.filter(([, , retryable]) => retryable).map(([e]) => e);
+        if (pending.length === 0) break;
         this.ctx.metrics.retried(pending.length);
-        await sleep(Math.min(5_000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        if (attempt % 10 === 0) {
+          this.ctx.log.warn(
+            { records: pending.length, attempt, reason: again[0][1] },
+            'PutRecords keeps failing; retrying in order',
+          );
+        }
+        await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2));
       }
     }
   }
