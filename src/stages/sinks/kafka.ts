@@ -1,24 +1,249 @@
-/** `kafka` sink: produce with acks=all, key and headers from expressions. */
-import { Type } from '@sinclair/typebox';
-import { Expr } from '../../spec/types.ts';
-import { defineSink, NotImplementedError } from '../define.ts';
+/**
+ * `kafka` sink: produce with acks=all (idempotent where the broker allows it), topic, key and
+ * headers from expressions. `write` resolves only after the broker acknowledged the batch.
+ *
+ * Keyed records go to the partition Java clients pick for the same key (murmur2), so sluice
+ * and other producers agree on where a key lives; keyless records rotate over partitions,
+ * one partition per batch, which keeps produce requests large.
+ */
+import { murmur2, ProduceAcks, Producer } from '@platformatic/kafka';
+import { type Static, Type } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import type { CompiledExpr } from '../../expr/index.ts';
+import { compile } from '../../expr/index.ts';
+import type { StageMetrics } from '../../runtime/metrics.ts';
+import { Expr, Size } from '../../spec/types.ts';
+import {
+  defineSink,
+  type RecordFailure,
+  type Sink,
+  type SinkBatch,
+  type StageContext,
+  StageError,
+  type WriteResult,
+} from '../define.ts';
+import { BrokersOption, baseClientOptions, clientIdFor, kafkaErrorMessage } from '../kafka/client.ts';
+
+const options = Type.Object({
+  brokers: BrokersOption,
+  topic: Type.Optional(Type.String({ minLength: 1, description: 'Topic name', examples: ['petr4'] })),
+  topic_expr: Type.Optional(
+    Expr({ description: 'CEL expression giving the topic per record', examples: ['"quotes." + ticker'] }),
+  ),
+  key: Type.Optional(
+    Expr({
+      description: 'CEL expression giving the message key; default the record key (e.g. from a kafka source)',
+      examples: ['string(id_lote)'],
+    }),
+  ),
+  headers: Type.Optional(
+    Type.Record(Type.String({ minLength: 1 }), Expr({ description: 'CEL expression for a header value' }), {
+      description: 'Header name → CEL expression',
+      examples: [{ source: '"sluice"', lote: 'id_lote' }],
+    }),
+  ),
+  codec: Type.Optional(
+    Type.Union([Type.Literal('json'), Type.Literal('text')], {
+      default: 'json',
+      description: 'json: values are written as JSON; text: string values as they are (others as JSON)',
+    }),
+  ),
+  acks: Type.Optional(
+    Type.Union([Type.Literal('all'), Type.Literal('leader'), Type.Literal('none')], {
+      default: 'all',
+      description: 'Which replicas must have a batch before it counts as written',
+    }),
+  ),
+  idempotent: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description: 'Idempotent producer: broker-side de-duplication of client retries (needs acks: all)',
+    }),
+  ),
+  compression: Type.Optional(
+    Type.Union(
+      [
+        Type.Literal('none'),
+        Type.Literal('gzip'),
+        Type.Literal('snappy'),
+        Type.Literal('lz4'),
+        Type.Literal('zstd'),
+      ],
+      { default: 'none', description: 'Compression of produced batches' },
+    ),
+  ),
+  max_message_bytes: Type.Optional(
+    Size({
+      default: '1MiB',
+      description: 'Larger records go to the error output instead of failing the batch at the broker',
+    }),
+  ),
+  client_id: Type.Optional(
+    Type.String({ minLength: 1, description: 'Client id; default sluice-<pipeline>-<stage>' }),
+  ),
+});
+
+type Options = Static<typeof options>;
 
 export const kafkaSink = defineSink({
   type: 'kafka',
   kind: 'sink',
   description: 'Produces records to Kafka; acks them only after the broker acknowledged them.',
-  options: Type.Object({
-    brokers: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
-    topic: Type.Optional(Type.String({ minLength: 1, description: 'Topic name' })),
-    topic_expr: Type.Optional(Expr({ description: 'CEL expression giving the topic per record' })),
-    key: Type.Optional(Expr({ description: 'CEL expression giving the message key' })),
-    headers: Type.Optional(Type.Record(Type.String(), Expr({ description: 'CEL expression for a header value' }))),
-    acks: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('leader'), Type.Literal('none')], { default: 'all' })),
-    idempotent: Type.Optional(Type.Boolean({ default: true })),
-    client_id: Type.Optional(Type.String()),
-  }),
-  batching: { defaults: { max_records: 1000, max_bytes: 1024 * 1024, max_age: 10 } },
-  create() {
-    throw new NotImplementedError('kafka', 'sink');
+  options,
+  check(opts, report) {
+    if (!opts.topic && !opts.topic_expr) report([], 'schema-value', 'give `topic` or `topic_expr`');
+    if (opts.topic && opts.topic_expr)
+      report(['topic_expr'], 'schema-value', 'give `topic` or `topic_expr`, not both');
+    if (opts.idempotent === true && opts.acks !== undefined && opts.acks !== 'all') {
+      report(['idempotent'], 'schema-value', 'an idempotent producer needs acks: all');
+    }
   },
+  batching: { defaults: { max_records: 1000, max_bytes: 1024 * 1024, max_age: 10 } },
+  create: (opts, ctx) => new KafkaSink(opts, ctx),
 });
+
+const ACKS = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE } as const;
+
+interface Outgoing {
+  topic: string;
+  key?: Buffer;
+  value: Buffer;
+  headers?: Map<Buffer, Buffer>;
+  timestamp?: bigint;
+}
+
+export class KafkaSink implements Sink {
+  private readonly opts: Options;
+  private readonly log: Logger;
+  private readonly metrics: StageMetrics;
+  private readonly clientId: string;
+  private readonly topicExpr: CompiledExpr | undefined;
+  private readonly keyExpr: CompiledExpr | undefined;
+  private readonly headerExprs: [Buffer, CompiledExpr][];
+  private producer: Producer | undefined;
+  /** Keyless records of one batch share a partition; batches rotate. */
+  private rotation = 0;
+
+  constructor(opts: Options, ctx: StageContext) {
+    this.opts = opts;
+    this.log = ctx.log;
+    this.metrics = ctx.metrics;
+    this.clientId = clientIdFor(ctx, opts.client_id);
+    this.topicExpr = opts.topic_expr ? compile(opts.topic_expr) : undefined;
+    this.keyExpr = opts.key ? compile(opts.key) : undefined;
+    this.headerExprs = Object.entries(opts.headers ?? {}).map(([k, e]) => [
+      Buffer.from(k, 'utf8'),
+      compile(e),
+    ]);
+  }
+
+  async open(): Promise<void> {
+    const acks = this.opts.acks ?? 'all';
+    const idempotent = (this.opts.idempotent ?? true) && acks === 'all';
+    this.producer = new Producer({
+      ...baseClientOptions(this.opts.brokers, this.clientId),
+      idempotent,
+      acks: ACKS[acks],
+      compression: this.opts.compression ?? 'none',
+    });
+    // Connect now so a wrong broker address fails at start, not at the first batch.
+    try {
+      await this.producer.metadata({ topics: this.opts.topic ? [this.opts.topic] : [] });
+    } catch (err) {
+      const message = kafkaErrorMessage(err);
+      if (/unknown topic/i.test(message)) throw new Error(`kafka: topic '${this.opts.topic}' does not exist`);
+      throw new Error(`kafka: cannot reach ${String(this.opts.brokers)}: ${message}`);
+    }
+  }
+
+  async write(batch: SinkBatch): Promise<WriteResult> {
+    const producer = this.producer;
+    if (!producer) throw new StageError('kafka sink used before open()');
+    const started = Date.now();
+    const failed: RecordFailure[] = [];
+    const messages: Outgoing[] = [];
+    const max = this.opts.max_message_bytes ?? 1024 * 1024;
+    for (let i = 0; i < batch.records.length; i++) {
+      try {
+        const m = this.toMessage(batch.records[i]);
+        if (m.value.length + (m.key?.length ?? 0) > max) {
+          failed.push({
+            index: i,
+            reason: `kafka: record of ${m.value.length} bytes exceeds max_message_bytes`,
+            retryable: false,
+          });
+          continue;
+        }
+        messages.push(m);
+      } catch (err) {
+        failed.push({ index: i, reason: `kafka: ${(err as Error).message}`, retryable: false });
+      }
+    }
+    if (messages.length > 0) {
+      const sticky = this.rotation++;
+      try {
+        await producer.send({
+          messages,
+          partitioner: (_m, key) => (key ? murmur2(key) & 0x7fffffff : sticky),
+        });
+      } catch (err) {
+        throw new StageError(`kafka: produce failed: ${kafkaErrorMessage(err)}`, {
+          retryable: true,
+          cause: err,
+        });
+      }
+    }
+    this.metrics.count('messages', messages.length);
+    this.metrics.batchTook(Date.now() - started);
+    return failed.length > 0 ? { failed } : undefined;
+  }
+
+  private toMessage(r: SinkBatch['records'][number]): Outgoing {
+    const meta = r.meta;
+    const topic = this.topicExpr
+      ? asText(this.topicExpr.evaluate(r.value, meta), 'topic_expr')
+      : (this.opts.topic as string);
+    if (topic === '') throw new Error('topic_expr gave an empty topic');
+    const keyValue = this.keyExpr ? this.keyExpr.evaluate(r.value, meta) : r.key;
+    const m: Outgoing = { topic, value: this.encode(r.value) };
+    if (keyValue !== undefined && keyValue !== null) m.key = toBuffer(keyValue);
+    if (this.headerExprs.length > 0) {
+      const headers = new Map<Buffer, Buffer>();
+      for (const [name, e] of this.headerExprs) {
+        const v = e.evaluate(r.value, meta);
+        if (v !== undefined && v !== null) headers.set(name, toBuffer(v));
+      }
+      m.headers = headers;
+    }
+    if (r.time !== undefined) m.timestamp = BigInt(Math.trunc(r.time));
+    return m;
+  }
+
+  private encode(value: unknown): Buffer {
+    if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    if (this.opts.codec === 'text' && typeof value === 'string') return Buffer.from(value, 'utf8');
+    return Buffer.from(JSON.stringify(value) ?? 'null', 'utf8');
+  }
+
+  async close(): Promise<void> {
+    const p = this.producer;
+    this.producer = undefined;
+    await p
+      ?.close()
+      .catch((err: unknown) => this.log.warn({ err: kafkaErrorMessage(err) }, 'kafka producer close failed'));
+  }
+}
+
+function asText(v: unknown, what: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  throw new Error(`${what} gave ${v === null ? 'null' : typeof v}, not a string`);
+}
+
+function toBuffer(v: unknown): Buffer {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean')
+    return Buffer.from(String(v), 'utf8');
+  return Buffer.from(JSON.stringify(v), 'utf8');
+}
