@@ -62,7 +62,8 @@ export const snsSink = defineSink({
     group_id: Type.Optional(Expr({ description: 'FIFO topics: message group id', examples: ['id_lote'] })),
     dedup_id: Type.Optional(
       Expr({
-        description: 'FIFO topics: deduplication id (otherwise the topic needs content-based deduplication)',
+        description:
+          'FIFO topics: deduplication id; where it evaluates to null the topic must have content-based deduplication',
         examples: ['id_treated_data'],
       }),
     ),
@@ -241,8 +242,10 @@ export class SnsSink implements Sink {
     }
     if (this.groupId)
       entry.MessageGroupId = requiredString(this.groupId.evaluate(r.value, r.meta), 'group_id');
-    if (this.dedupId)
-      entry.MessageDeduplicationId = requiredString(this.dedupId.evaluate(r.value, r.meta), 'dedup_id');
+    if (this.dedupId) {
+      const d = this.dedupId.evaluate(r.value, r.meta);
+      if (d !== null && d !== undefined && d !== '') entry.MessageDeduplicationId = String(d);
+    }
     if (bytes > MAX_BYTES) throw new Error(`message of ${bytes} bytes exceeds SNS's 256 KiB`);
     return { index, bytes, entry };
   }

@@ -148,7 +148,7 @@ export const snsSource = defineSource({
         'warning',
       );
     }
-    if (o.subscribe !== undefined && o.topic_arn === undefined) {
+    if (o.subscribe && o.topic_arn === undefined) {
       report(['subscribe'], 'schema-value', 'subscribe needs topic_arn: the topics to subscribe to');
     }
   },
@@ -225,7 +225,8 @@ export class SnsHttpSource implements Source {
     this.topics = o.topic_arn === undefined ? undefined : new Set([o.topic_arn].flat());
     const config = awsClientConfig(o);
     this.region = config.region;
-    const certHost = o.cert_host ?? defaultCertHost(this.region);
+    // Empty means unset, so a spec can write `cert_host: ${SNS_CERT_HOST:-}`.
+    const certHost = o.cert_host || defaultCertHost(this.region);
     this.verifier =
       o.verify === false ? undefined : new SnsSignatureVerifier({ certHost, fetchCert: deps.fetchCert });
     // SubscribeURLs are fetched from SNS itself: the certificate host, or the configured
