@@ -1,0 +1,542 @@
+#!/usr/bin/env bash
+# Real services for the integration tests, all bound to 127.0.0.1:
+#   moto    AWS APIs (Kinesis, S3, SNS, ...)      PyPI moto[server]
+#   kafka   Apache Kafka, one KRaft node           Maven Central jars, Java 17
+#   mysql   MariaDB                                Debian packages
+# plus kcat (Debian), a Kafka client the tests use that is not ours.
+#
+# Usage: scripts/services.sh up | down | status | env
+#   up      install what is missing, start what is not running, wait until each answers
+#   down    stop the processes this script started (pid files under .services/)
+#   status  one line per service; exit code 3 when one is not answering
+#   env     `export` lines for the tests: eval "$(scripts/services.sh env)"
+#
+# Environment: MOTO_PORT (5000), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
+# MYSQL_PORT (3306), SERVICES_TIMEOUT (seconds to wait for a start, 120).
+# Logs and data live in .services/ (gitignored); Kafka's jars are cached in
+# ${XDG_CACHE_HOME:-~/.cache}/sluice/kafka-<version>.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="$ROOT/.services"
+HOST=127.0.0.1
+
+MOTO_PORT="${MOTO_PORT:-5000}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+MYSQL_PORT="${MYSQL_PORT:-3306}"
+WAIT_SECS="${SERVICES_TIMEOUT:-120}"
+
+MOTO_VERSION=5.2.1
+KAFKA_VERSION=4.1.2
+SLF4J_VERSION=2.0.17
+DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+KAFKA_HOME="${XDG_CACHE_HOME:-$HOME/.cache}/sluice/kafka-$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+
+# mariadbd and friends live in /usr/sbin, which a non-root PATH may lack.
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+SERVICES=(moto kafka mysql)
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "not root and no sudo: cannot run $*"
+  fi
+}
+
+# --- installation ---------------------------------------------------------------------
+
+APT_UPDATED=0
+apt_update() {
+  ((APT_UPDATED)) && return 0
+  log "apt-get update"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$STATE/apt.log" 2>&1 ||
+    die "apt-get update failed (see $STATE/apt.log)"
+  APT_UPDATED=1
+}
+
+# (Output is captured before matching: with pipefail, `cmd | grep -q` can fail on SIGPIPE.)
+apt_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == *'install ok installed'* ]]; }
+
+apt_install() {
+  local missing=() p
+  for p in "$@"; do apt_installed "$p" || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  # A package with no candidate needs fresh lists; otherwise try the lists we have first.
+  for p in "${missing[@]}"; do
+    if [[ ! $(apt-cache policy "$p" 2>/dev/null) =~ Candidate:\ [^\(] ]]; then
+      apt_update
+      break
+    fi
+  done
+  log "installing Debian packages: ${missing[*]}"
+  local cmd=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}")
+  if ! as_root "${cmd[@]}" >>"$STATE/apt.log" 2>&1; then
+    ((APT_UPDATED)) && die "apt-get install ${missing[*]} failed (see $STATE/apt.log)"
+    apt_update
+    as_root "${cmd[@]}" >>"$STATE/apt.log" 2>&1 ||
+      die "apt-get install ${missing[*]} failed (see $STATE/apt.log)"
+  fi
+}
+
+ensure_kcat() { command -v kcat >/dev/null 2>&1 || apt_install kcat; }
+
+ensure_mariadb() {
+  if ! command -v mariadbd >/dev/null 2>&1 || ! command -v mariadb-install-db >/dev/null 2>&1 ||
+    ! command -v mariadb >/dev/null 2>&1; then
+    apt_install mariadb-server-core mariadb-client-core
+  fi
+}
+
+# Prints the major version of a java binary (8 for "1.8.0_x").
+java_major() {
+  local v
+  v="$("$1" -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | head -n1)"
+  v="${v#1.}"
+  printf '%s' "${v%%[.+-]*}"
+}
+
+# Sets JAVA to a Java 17 binary (or newer when no 17 is present), installing one if needed.
+JAVA=""
+find_java() {
+  local c fallback=""
+  for c in "${JAVA_HOME:+$JAVA_HOME/bin/java}" "$(command -v java 2>/dev/null || true)" \
+    /usr/lib/jvm/java-17-*/bin/java /usr/lib/jvm/*/bin/java; do
+    [[ -n $c && -x $c ]] || continue
+    local m
+    m="$(java_major "$c")"
+    [[ $m =~ ^[0-9]+$ ]] || continue
+    if ((m == 17)); then
+      JAVA="$c"
+      return 0
+    fi
+    if ((m > 17)) && [[ -z $fallback ]]; then fallback="$c"; fi
+  done
+  JAVA="$fallback"
+  [[ -n $JAVA ]]
+}
+
+ensure_java() {
+  [[ -n $JAVA ]] && return 0
+  find_java && return 0
+  apt_install openjdk-17-jre-headless
+  find_java || die "no Java 17 found after installing openjdk-17-jre-headless"
+}
+
+ensure_kafka_jars() {
+  [[ -f $KAFKA_LIBS/.complete ]] && return 0
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  log "fetching Apache Kafka $KAFKA_VERSION jars with Maven into $KAFKA_HOME"
+  mkdir -p "$KAFKA_HOME"
+  # slf4j-api is declared directly: Kafka brings 1.7.x, which does not see slf4j-simple 2.x
+  # and would silently turn logging off. kafka-tools holds TopicCommand and ClusterTool.
+  cat >"$KAFKA_HOME/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.sluice</groupId>
+  <artifactId>kafka-broker-jars</artifactId>
+  <version>$KAFKA_VERSION</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>$SLF4J_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>$SLF4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+EOF
+  rm -rf "$KAFKA_LIBS.tmp"
+  # A private local repository keeps the cache self-contained; it is dropped once the jars
+  # are copied out.
+  if ! mvn -B -q -f "$KAFKA_HOME/pom.xml" -Dmaven.repo.local="$KAFKA_HOME/m2" \
+    "$DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_LIBS.tmp" >"$KAFKA_HOME/mvn.log" 2>&1; then
+    tail -n 30 "$KAFKA_HOME/mvn.log" >&2
+    die "Maven could not fetch the Kafka jars (log: $KAFKA_HOME/mvn.log)"
+  fi
+  rm -rf "$KAFKA_LIBS" "$KAFKA_HOME/m2"
+  mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
+  touch "$KAFKA_LIBS/.complete"
+}
+
+# A python with moto[server] $MOTO_VERSION and boto3: the machine's own when it has them,
+# else the project-local virtualenv. Prints its path, or nothing.
+moto_python_check() {
+  "$1" -c "import sys, moto, flask, flask_cors, boto3
+sys.exit(moto.__version__ != '$MOTO_VERSION')" >/dev/null 2>&1
+}
+
+find_moto_python() {
+  local sys_py
+  if command -v python3 >/dev/null 2>&1 && moto_python_check python3; then
+    sys_py="$(python3 -c 'import sys; print(sys.executable)')"
+    printf '%s' "$sys_py"
+    return 0
+  fi
+  if [[ -x $STATE/venv/bin/python ]] && moto_python_check "$STATE/venv/bin/python"; then
+    printf '%s' "$STATE/venv/bin/python"
+    return 0
+  fi
+  return 1
+}
+
+ensure_moto() {
+  MOTO_PY="$(find_moto_python)" && return 0
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  log "installing moto[server]==$MOTO_VERSION into $STATE/venv"
+  rm -rf "$STATE/venv"
+  if ! python3 -m venv "$STATE/venv" >>"$STATE/moto-install.log" 2>&1; then
+    # Debian's python3 needs python3-venv for ensurepip.
+    local minor
+    minor="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    apt_install python3-venv "python$minor-venv"
+    rm -rf "$STATE/venv"
+    python3 -m venv "$STATE/venv" >>"$STATE/moto-install.log" 2>&1 ||
+      die "python3 -m venv failed (see $STATE/moto-install.log)"
+  fi
+  "$STATE/venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "moto[server]==$MOTO_VERSION" >>"$STATE/moto-install.log" 2>&1 ||
+    die "pip install moto[server]==$MOTO_VERSION failed (see $STATE/moto-install.log)"
+  MOTO_PY="$STATE/venv/bin/python"
+  moto_python_check "$MOTO_PY" || die "moto $MOTO_VERSION is not importable after installing it"
+}
+
+# --- processes ------------------------------------------------------------------------
+
+pid_file() { printf '%s' "$STATE/$1/pid"; }
+
+# What a service's command line must contain, so a recycled pid is not taken for ours.
+cmd_marker() {
+  case "$1" in
+  moto) printf 'moto.server' ;;
+  kafka) printf 'kafka.Kafka' ;;
+  mysql) printf 'mariadbd' ;;
+  esac
+}
+
+# Prints the pid of our running process for a service, or fails.
+our_pid() {
+  local f pid
+  f="$(pid_file "$1")"
+  [[ -s $f ]] || return 1
+  pid="$(<"$f")"
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"$(cmd_marker "$1")"* ]] || return 1
+  printf '%s' "$pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+service_port() {
+  case "$1" in
+  moto) printf '%s' "$MOTO_PORT" ;;
+  kafka) printf '%s' "$KAFKA_PORT" ;;
+  mysql) printf '%s' "$MYSQL_PORT" ;;
+  esac
+}
+
+service_addr() {
+  case "$1" in
+  moto) printf 'http://%s:%s' "$HOST" "$MOTO_PORT" ;;
+  kafka) printf '%s:%s' "$HOST" "$KAFKA_PORT" ;;
+  mysql) printf 'mysql://root@%s:%s/fazendas' "$HOST" "$MYSQL_PORT" ;;
+  esac
+}
+
+service_log() {
+  case "$1" in
+  moto) printf '%s' "$STATE/moto/moto.log" ;;
+  kafka) printf '%s' "$STATE/kafka/kafka.log" ;;
+  mysql) printf '%s' "$STATE/mysql/error.log" ;;
+  esac
+}
+
+mariadb_client() {
+  mariadb --no-defaults --protocol=TCP -h "$HOST" -P "$MYSQL_PORT" -u root --connect-timeout=3 "$@"
+}
+
+kafka_tool() {
+  "$JAVA" -Xmx256m -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$KAFKA_LIBS/*" "$@"
+}
+
+# A real request to each service: moto's own API, a Kafka admin request (DescribeCluster),
+# a SQL SELECT 1.
+probe() {
+  case "$1" in
+  moto)
+    python3 - "http://$HOST:$MOTO_PORT/moto-api/data.json" <<'EOF' >/dev/null 2>&1
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+    sys.exit(0 if r.status == 200 else 1)
+EOF
+    ;;
+  kafka)
+    port_open "$KAFKA_PORT" || return 1
+    [[ -f $KAFKA_LIBS/.complete ]] || return 1
+    [[ -n $JAVA ]] || find_java || return 1
+    timeout 20 "$JAVA" -Xmx128m -Dorg.slf4j.simpleLogger.defaultLogLevel=off \
+      -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ClusterTool cluster-id \
+      --bootstrap-server "$HOST:$KAFKA_PORT" >/dev/null 2>&1
+    ;;
+  mysql)
+    command -v mariadb >/dev/null 2>&1 || return 1
+    [[ $(mariadb_client -N -B -e 'SELECT 1' 2>/dev/null) == 1 ]]
+    ;;
+  esac
+}
+
+# Starts a detached process that outlives this script, records its pid.
+launch() {
+  local name="$1" logf="$2"
+  shift 2
+  # fd 9 is the lock of `up`: the service must not inherit it, or it would hold the lock.
+  setsid nohup "$@" >"$logf" 2>&1 </dev/null 9>&- &
+  printf '%s\n' "$!" >"$(pid_file "$name")"
+  service_port "$name" >"$STATE/$name/port"
+}
+
+start_moto() {
+  mkdir -p "$STATE/moto"
+  launch moto "$STATE/moto/moto.log" "$MOTO_PY" -m moto.server -H "$HOST" -p "$MOTO_PORT"
+}
+
+start_kafka() {
+  local dir="$STATE/kafka"
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+EOF
+  if [[ ! -s $dir/cluster-id ]]; then
+    kafka_tool kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$dir/cluster-id.tmp"
+    [[ -s $dir/cluster-id.tmp ]] || die "kafka StorageTool random-uuid printed nothing"
+    mv "$dir/cluster-id.tmp" "$dir/cluster-id"
+  fi
+  kafka_tool kafka.tools.StorageTool format -t "$(<"$dir/cluster-id")" \
+    -c "$dir/server.properties" --ignore-formatted >"$dir/format.log" 2>&1 || {
+    tail -n 20 "$dir/format.log" >&2
+    die "kafka storage format failed (log: $dir/format.log)"
+  }
+  launch kafka "$dir/kafka.log" "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC \
+    -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\'T\'HH:mm:ss.SSS \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties"
+}
+
+# The Unix socket path must stay under ~107 bytes.
+mysql_socket() {
+  local s="$STATE/mysql/mysqld.sock"
+  if ((${#s} > 100)); then s="${TMPDIR:-/tmp}/sluice-mysqld-$MYSQL_PORT.sock"; fi
+  printf '%s' "$s"
+}
+
+start_mysql() {
+  local dir="$STATE/mysql" user_opt=()
+  mkdir -p "$dir"
+  [[ $(id -u) -eq 0 ]] && user_opt=(--user=root)
+  if [[ ! -d $dir/data/mysql ]]; then
+    rm -rf "$dir/data"
+    mariadb-install-db --no-defaults --datadir="$dir/data" "${user_opt[@]}" \
+      --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 || {
+      tail -n 20 "$dir/install.log" >&2
+      rm -rf "$dir/data"
+      die "mariadb-install-db failed (log: $dir/install.log)"
+    }
+  fi
+  : >"$dir/error.log"
+  launch mysql "$dir/mariadbd.out" mariadbd --no-defaults --datadir="$dir/data" "${user_opt[@]}" \
+    --bind-address="$HOST" --port="$MYSQL_PORT" --socket="$(mysql_socket)" \
+    --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
+    --innodb-buffer-pool-size=64M --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
+}
+
+after_ready() {
+  case "$1" in
+  mysql) mariadb_client -e 'CREATE DATABASE IF NOT EXISTS fazendas' ;;
+  esac
+}
+
+report_failure() {
+  local name="$1" why="$2" logf
+  logf="$(service_log "$name")"
+  log "error: $name $why at $(service_addr "$name")"
+  if [[ -f $logf ]]; then
+    log "last lines of $logf:"
+    tail -n 40 "$logf" | sed 's/^/    /' >&2
+  fi
+}
+
+# --- commands -------------------------------------------------------------------------
+
+cmd_up() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  flock -w 600 9 || die "another \`scripts/services.sh up\` holds $STATE/.lock"
+
+  local name pid to_start=()
+  for name in "${SERVICES[@]}"; do
+    if probe "$name"; then
+      if pid="$(our_pid "$name")"; then
+        log "$name already running at $(service_addr "$name") (pid $pid)"
+      else
+        log "$name already answering at $(service_addr "$name") (not started by this script)"
+      fi
+    elif pid="$(our_pid "$name")"; then
+      local was
+      was="$(cat "$STATE/$name/port" 2>/dev/null || true)"
+      if [[ -n $was && $was != "$(service_port "$name")" ]]; then
+        die "$name already runs on port $was (pid $pid), not $(service_port "$name"): run \`scripts/services.sh down\` first"
+      fi
+      # Ours but not answering yet (still starting): wait for it below.
+      to_start+=("$name:wait")
+    elif port_open "$(service_port "$name")"; then
+      die "port $(service_port "$name") for $name is taken by something that does not answer like $name; free it or set another port"
+    else
+      to_start+=("$name")
+    fi
+  done
+
+  ensure_kcat
+  ((${#to_start[@]})) || return 0
+
+  # Install everything first (apt is not parallel), then start all, then wait for all.
+  for name in "${to_start[@]}"; do
+    case "$name" in
+    moto) ensure_moto ;;
+    kafka) ensure_java && ensure_kafka_jars ;;
+    mysql) ensure_mariadb ;;
+    esac
+  done
+  for name in "${to_start[@]}"; do
+    [[ $name == *:wait ]] && continue
+    log "starting $name on $(service_addr "$name")"
+    "start_$name"
+  done
+
+  local deadline=$((SECONDS + WAIT_SECS)) failed=0 entry
+  for entry in "${to_start[@]}"; do
+    name="${entry%:wait}"
+    while :; do
+      if probe "$name"; then
+        after_ready "$name"
+        log "$name ready at $(service_addr "$name") (pid $(our_pid "$name" || echo '?'))"
+        break
+      fi
+      if ! our_pid "$name" >/dev/null; then
+        report_failure "$name" "exited while starting"
+        failed=1
+        break
+      fi
+      if ((SECONDS >= deadline)); then
+        report_failure "$name" "did not answer within ${WAIT_SECS}s"
+        failed=1
+        break
+      fi
+      sleep 0.5
+    done
+  done
+  ((failed == 0)) || die "some services did not come up (logs in $STATE)"
+}
+
+stop_one() {
+  local name="$1" pid i
+  if ! pid="$(our_pid "$name")"; then
+    rm -f "$(pid_file "$name")"
+    log "$name: not running (no process started by this script)"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 60; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) did not stop in 30s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(pid_file "$name")"
+  log "$name stopped (pid $pid)"
+}
+
+cmd_down() {
+  [[ -d $STATE ]] || return 0
+  local name
+  for name in "${SERVICES[@]}"; do stop_one "$name"; done
+}
+
+cmd_status() {
+  local name pid rc=0 state
+  for name in "${SERVICES[@]}"; do
+    pid="$(our_pid "$name" || true)"
+    if probe "$name"; then
+      state=running
+    elif [[ -n $pid ]]; then
+      state=starting
+      rc=3
+    else
+      state=stopped
+      rc=3
+    fi
+    printf '%-6s %-9s %-42s pid %s\n' "$name" "$state" "$(service_addr "$name")" "${pid:--}"
+  done
+  if command -v kcat >/dev/null 2>&1; then
+    printf '%-6s %-9s %s\n' kcat installed "$(command -v kcat)"
+  else
+    printf '%-6s %-9s\n' kcat missing
+  fi
+  return "$rc"
+}
+
+cmd_env() {
+  local py java=java
+  py="$(find_moto_python || command -v python3 || echo python3)"
+  find_java && java="$JAVA"
+  printf 'export %s=%q\n' \
+    AWS_ENDPOINT_URL "http://$HOST:$MOTO_PORT" \
+    AWS_REGION us-east-1 \
+    AWS_ACCESS_KEY_ID test \
+    AWS_SECRET_ACCESS_KEY test \
+    KAFKA_BROKERS "$HOST:$KAFKA_PORT" \
+    KAFKA_LIBS "$KAFKA_LIBS" \
+    KAFKA_JAVA "$java" \
+    MYSQL_URL "mysql://root@$HOST:$MYSQL_PORT/fazendas" \
+    SERVICES_PYTHON "$py"
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+env) cmd_env ;;
+*)
+  printf 'usage: %s up|down|status|env\n' "$0" >&2
+  exit 2
+  ;;
+esac
