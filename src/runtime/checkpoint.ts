@@ -4,7 +4,7 @@
  * JSON file per pipeline, written atomically (temp file, fsync, rename).
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export type Positions = Record<string, string>;
 
@@ -52,8 +52,10 @@ export class FileCheckpointStore implements CheckpointStore {
     state.updatedAt = new Date().toISOString();
     const text = `${JSON.stringify(state, null, 2)}\n`;
     // Serialise writers so two flushes never interleave their renames.
-    this.writing = this.writing.then(() => writeAtomic(this.path, text));
-    await this.writing;
+    // A failed write must not poison the chain: the next save writes the newer state anyway.
+    const write = this.writing.catch(() => undefined).then(() => writeAtomic(this.path, text));
+    this.writing = write;
+    await write;
   }
 
   private async read(): Promise<CheckpointFile> {
@@ -63,7 +65,9 @@ export class FileCheckpointStore implements CheckpointStore {
       if (parsed && typeof parsed === 'object' && parsed.sources) this.state = parsed;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new Error(`checkpoint file ${this.path} is unreadable (${(err as Error).message}); move it away to start over`);
+        throw new Error(
+          `checkpoint file ${this.path} is unreadable (${(err as Error).message}); move it away to start over`,
+        );
       }
     }
     this.state ??= { version: 1, pipeline: this.pipeline, updatedAt: new Date().toISOString(), sources: {} };
@@ -71,9 +75,17 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 }
 
+let tmpSeq = 0;
+
+/**
+ * Writes `path` so that a reader sees the old content or the new, never part of it. The
+ * temporary file is hidden (a leading dot) so that a reader listing or globbing the directory
+ * never picks it up, even when a crash leaves it behind; its name is unique per write.
+ */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${++tmpSeq}.tmp`);
   const fh = await open(tmp, 'w');
   try {
     await fh.writeFile(data);
@@ -110,6 +122,13 @@ export class BufferedScope implements CheckpointScope {
     const positions = this.pending;
     this.pending = {};
     this.dirty = false;
-    await this.store.save(this.source, positions);
+    try {
+      await this.store.save(this.source, positions);
+    } catch (err) {
+      // Keep the positions for the next flush, unless newer commits replaced them meanwhile.
+      this.pending = { ...positions, ...this.pending };
+      this.dirty = true;
+      throw err;
+    }
   }
 }

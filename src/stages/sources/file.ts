@@ -4,13 +4,14 @@
  * `<source>.errors` with its file and line number. Checkpoints are per file: the last line
  * whose records are durable, so a restart skips what was delivered.
  */
-import { Type } from '@sinclair/typebox';
-import { parse as parseCsv } from 'csv-parse';
-import { createReadStream } from 'node:fs';
+
+import { createReadStream, fstatSync } from 'node:fs';
 import { glob } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { Type } from '@sinclair/typebox';
+import { parse as parseCsv } from 'csv-parse';
 import { ContiguousTracker } from '../../runtime/ack.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { defineSource, type SourceContext } from '../define.ts';
@@ -20,11 +21,18 @@ type Format = 'ndjson' | 'json' | 'csv' | 'lines';
 export const fileSource = defineSource({
   type: 'file',
   kind: 'source',
-  description: 'Reads local files (glob, or `-` for stdin): ndjson, JSON array, CSV with header, or lines; gzip by extension.',
+  description:
+    'Reads local files (glob, or `-` for stdin): ndjson, JSON array, CSV with header, or lines; gzip by extension.',
   options: Type.Object({
-    path: Type.String({ minLength: 1, description: 'File path or glob; `-` reads stdin', examples: ['data/*.ndjson.gz'] }),
+    path: Type.String({
+      minLength: 1,
+      description: 'File path or glob; `-` reads stdin',
+      examples: ['data/*.ndjson.gz'],
+    }),
     format: Type.Optional(
-      Type.Union([Type.Literal('ndjson'), Type.Literal('json'), Type.Literal('csv'), Type.Literal('lines')], { default: 'ndjson' }),
+      Type.Union([Type.Literal('ndjson'), Type.Literal('json'), Type.Literal('csv'), Type.Literal('lines')], {
+        default: 'ndjson',
+      }),
     ),
   }),
   create(o, ctx) {
@@ -37,7 +45,7 @@ export const fileSource = defineSource({
         if (files.length === 0) ctx.log.warn({ path: o.path }, 'no file matches the path');
         for (const file of files) {
           if (sc.signal.aborted) return;
-          const skip = done[file] !== undefined ? Number(done[file]) : 0;
+          const skip = file !== '-' && done[file] !== undefined ? Number(done[file]) : 0;
           await readFile(file, format, skip, batchSize, sc);
         }
       },
@@ -51,82 +59,263 @@ async function expand(pattern: string): Promise<string[]> {
   return out.sort();
 }
 
-function open(file: string): Readable {
+interface Input {
+  stream: Readable;
+  /** Releases the file (or stdin) and any gunzip in front of it. */
+  close(): void;
+}
+
+function open(file: string): Input {
   const raw: Readable = file === '-' ? process.stdin : createReadStream(file);
-  return file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  const stream = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  return {
+    stream,
+    close() {
+      if (stream !== raw) stream.destroy();
+      raw.destroy();
+    },
+  };
+}
+
+/** stdin from a pipe or a terminal can go quiet without ending: batches then go out after a short linger. */
+function isInteractive(file: string): boolean {
+  if (file !== '-') return false;
+  try {
+    return !fstatSync(0).isFile();
+  } catch {
+    return true;
+  }
+}
+
+const LINGER_MS = 50;
+const IDLE = Symbol('idle');
+
+/**
+ * Lines of a stream. With `idleMs`, yields IDLE when no line came for that long while lines
+ * are pending downstream; ends when the signal aborts even if the input never does.
+ */
+async function* linesOf(
+  stream: Readable,
+  signal: AbortSignal,
+  idleMs?: number,
+): AsyncGenerator<string | typeof IDLE> {
+  const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  // A destroyed input never ends a readline interface: close it on abort to end the iteration.
+  const stop = () => rl.close();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    if (idleMs === undefined) {
+      for await (const line of rl) {
+        yield line;
+        if (signal.aborted) return;
+      }
+      return;
+    }
+    const it = rl[Symbol.asyncIterator]();
+    const aborted = new Promise<typeof IDLE>((resolve) => {
+      if (signal.aborted) resolve(IDLE);
+      signal.addEventListener('abort', () => resolve(IDLE), { once: true });
+    });
+    let next: Promise<IteratorResult<string>> | undefined;
+    let quiet = true;
+    for (;;) {
+      next ??= it.next();
+      let timer: NodeJS.Timeout | undefined;
+      const waits: Promise<IteratorResult<string> | typeof IDLE>[] = [next, aborted];
+      if (!quiet) waits.push(new Promise((resolve) => (timer = setTimeout(resolve, idleMs, IDLE))));
+      const r = await Promise.race(waits);
+      clearTimeout(timer);
+      if (signal.aborted) return;
+      if (r === IDLE) {
+        quiet = true;
+        yield IDLE;
+        continue;
+      }
+      next = undefined;
+      if (r.done) return;
+      quiet = false;
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', stop);
+    rl.close();
+  }
 }
 
 /** Emits one file's records in batches; positions are line numbers (record numbers for csv/json). */
-async function readFile(file: string, format: Format, skip: number, batchSize: number, sc: SourceContext): Promise<void> {
+async function readFile(
+  file: string,
+  format: Format,
+  skip: number,
+  batchSize: number,
+  sc: SourceContext,
+): Promise<void> {
+  // stdin is new input on every run: it has no position to resume from.
+  const resumable = file !== '-';
   const tracker = new ContiguousTracker<number>(skip);
   let batch: RecordInit[] = [];
   let lastLine = skip;
+  /**
+   * The lines since the last flush: committable once the batch is acked and every malformed
+   * line among them was handled by the error output.
+   */
+  interface Part {
+    pending: number;
+    ok: boolean;
+    ticket: number;
+  }
+  let part: Part = { pending: 1, ok: true, ticket: -1 };
+  const settle = (p: Part) => (err?: Error) => {
+    if (err) p.ok = false;
+    if (--p.pending === 0 && p.ok && tracker.ack(p.ticket) && resumable) {
+      sc.checkpoints.commit(file, String(tracker.committable));
+    }
+  };
   const flush = async () => {
-    const ticket = tracker.track(lastLine);
+    const p = part;
+    p.ticket = tracker.track(lastLine);
+    part = { pending: 1, ok: true, ticket: -1 };
     const records = batch;
     batch = [];
-    await sc.emit(records, (err) => {
-      if (!err && tracker.ack(ticket)) sc.checkpoints.commit(file, String(tracker.committable));
-    });
+    await sc.emit(records, settle(p));
   };
   const add = async (line: number, value: unknown, size: number) => {
     lastLine = line;
     batch.push({ value, size, position: `${file}:${line}`, meta: { file, line } });
     if (batch.length >= batchSize) await flush();
   };
-  const bad = (line: number, text: string, reason: string) =>
-    sc.fail({ value: text, size: text.length, position: `${file}:${line}`, meta: { file, line } }, `${file}:${line}: ${reason}`);
+  const bad = async (line: number, text: string, reason: string) => {
+    lastLine = Math.max(lastLine, line);
+    part.pending++;
+    await sc.fail(
+      { value: text, size: text.length, position: `${file}:${line}`, meta: { file, line } },
+      `${file}:${line}: ${reason}`,
+      settle(part),
+    );
+  };
 
-  const stream = open(file);
-  if (format === 'csv') {
-    const parser = stream.pipe(parseCsv({ columns: true, info: true, skip_empty_lines: true, relax_column_count: false }));
-    let n = 0;
-    try {
-      for await (const row of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
-        if (sc.signal.aborted) break;
-        n = row.info.lines;
+  const input = open(file);
+  const stopReading = () => input.close();
+  sc.signal.addEventListener('abort', stopReading, { once: true });
+  try {
+    if (format === 'csv') await readCsv(input.stream, skip, sc.signal, add, bad);
+    else if (format === 'json') await readJsonArray(input.stream, skip, sc.signal, add, bad);
+    else {
+      let n = 0;
+      for await (const text of linesOf(
+        input.stream,
+        sc.signal,
+        isInteractive(file) ? LINGER_MS : undefined,
+      )) {
+        if (text === IDLE) {
+          if (batch.length > 0 || part.pending > 1) await flush();
+          continue;
+        }
+        n++;
         if (n <= skip) continue;
-        await add(n, row.record, 0);
+        if (format === 'lines') {
+          await add(n, text, text.length + 1);
+          continue;
+        }
+        if (text.trim() === '') continue;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          await bad(n, text, `malformed JSON: ${(err as Error).message}`);
+          continue;
+        }
+        await add(n, value, text.length + 1);
       }
-    } catch (err) {
-      await bad(n + 1, '', `csv: ${(err as Error).message}`);
     }
-  } else if (format === 'json') {
-    let text = '';
-    for await (const chunk of stream) text += chunk;
-    let items: unknown;
-    try {
-      items = JSON.parse(text);
-    } catch (err) {
-      await bad(1, text.slice(0, 200), `not valid JSON: ${(err as Error).message}`);
-      return;
-    }
-    if (!Array.isArray(items)) {
-      await bad(1, text.slice(0, 200), 'format json expects an array of records');
-      return;
-    }
-    for (let k = 0; k < items.length && !sc.signal.aborted; k++) if (k + 1 > skip) await add(k + 1, items[k], 0);
-  } else {
-    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    let n = 0;
-    for await (const text of lines) {
-      n++;
-      if (n <= skip) continue;
-      if (sc.signal.aborted) break;
-      if (format === 'lines') {
-        await add(n, text, text.length + 1);
-        continue;
-      }
-      if (text.trim() === '') continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        await bad(n, text, `malformed JSON: ${(err as Error).message}`);
-        continue;
-      }
-      await add(n, value, text.length + 1);
-    }
+  } catch (err) {
+    // Closing the input on abort ends the read with a premature-close error: not a failure.
+    if (!sc.signal.aborted) throw err;
+  } finally {
+    sc.signal.removeEventListener('abort', stopReading);
+    if (file !== '-') input.close();
   }
-  if (batch.length > 0) await flush();
+  if (batch.length > 0 || part.pending > 1) await flush();
+}
+
+type Add = (line: number, value: unknown, size: number) => Promise<void>;
+type Bad = (line: number, text: string, reason: string) => Promise<void>;
+
+/** CSV with a header; a malformed row goes to the error output and reading goes on. */
+async function readCsv(
+  stream: Readable,
+  skip: number,
+  signal: AbortSignal,
+  add: Add,
+  bad: Bad,
+): Promise<void> {
+  const skipped: { line: number; raw: string; reason: string }[] = [];
+  let n = 0;
+  const parser = stream.pipe(
+    parseCsv({
+      columns: true,
+      info: true,
+      raw: true,
+      skip_empty_lines: true,
+      relax_column_count: false,
+      skip_records_with_error: true,
+      on_skip: (err, raw) => {
+        const line = (err as { lines?: number } | undefined)?.lines ?? n + 1;
+        skipped.push({
+          line,
+          raw: (raw ?? '').replace(/\r?\n$/, ''),
+          reason: err?.message ?? 'malformed row',
+        });
+      },
+    }),
+  );
+  const stop = () => parser.destroy();
+  signal.addEventListener('abort', stop, { once: true });
+  const drainSkipped = async () => {
+    while (skipped.length > 0) {
+      const s = skipped.shift()!;
+      if (s.line > skip) await bad(s.line, s.raw, `csv: ${s.reason}`);
+    }
+  };
+  try {
+    for await (const row of parser as AsyncIterable<{
+      record: Record<string, string>;
+      info: { lines: number };
+    }>) {
+      await drainSkipped();
+      if (signal.aborted) break;
+      n = row.info.lines;
+      if (n <= skip) continue;
+      await add(n, row.record, 0);
+    }
+    await drainSkipped();
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+/** A JSON array, read whole; positions are 1-based item numbers. */
+async function readJsonArray(
+  stream: Readable,
+  skip: number,
+  signal: AbortSignal,
+  add: Add,
+  bad: Bad,
+): Promise<void> {
+  const chunks: Buffer[] = [];
+  // Buffers, decoded once at the end: a multi-byte character may span two chunks.
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  const text = Buffer.concat(chunks).toString('utf8');
+  let items: unknown;
+  try {
+    items = JSON.parse(text);
+  } catch (err) {
+    await bad(1, text.slice(0, 200), `not valid JSON: ${(err as Error).message}`);
+    return;
+  }
+  if (!Array.isArray(items)) {
+    await bad(1, text.slice(0, 200), 'format json expects an array of records');
+    return;
+  }
+  for (let k = 0; k < items.length && !signal.aborted; k++) if (k + 1 > skip) await add(k + 1, items[k], 0);
 }
