@@ -58,4 +58,4 @@ export function colorEnabled(stream: NodeJS.WriteStream): boolean {
 }
 
 /** Former name of colorEnabled (a `use` prefix reads as a React hook to the linter). */
-export const useColor = colorEnabled;
+export const colorEnabled = colorEnabled;

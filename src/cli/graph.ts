@@ -22,11 +22,14 @@ export function toDot(spec: PipelineSpec): string {
   const q = (s: string) => JSON.stringify(s);
   const shape = { source: 'ellipse', transform: 'box', sink: 'cylinder' } as const;
   const lines = [`digraph ${q(spec.name)} {`, '  rankdir=LR;'];
-  for (const s of spec.stages) lines.push(`  ${q(s.name)} [shape=${shape[s.kind]}, label=${q(`${s.name}\n${s.kind} ${s.type}`)}];`);
+  for (const s of spec.stages)
+    lines.push(`  ${q(s.name)} [shape=${shape[s.kind]}, label=${q(`${s.name}\n${s.kind} ${s.type}`)}];`);
   for (const s of spec.stages) {
     for (const from of s.from) {
       const [src, port] = from.split('.');
-      lines.push(port ? `  ${q(src)} -> ${q(s.name)} [style=dashed, label="errors"];` : `  ${q(src)} -> ${q(s.name)};`);
+      lines.push(
+        port ? `  ${q(src)} -> ${q(s.name)} [style=dashed, label="errors"];` : `  ${q(src)} -> ${q(s.name)};`,
+      );
     }
   }
   lines.push('}');

@@ -58,7 +58,11 @@ export function totalsTable(snap: PipelineSnapshot): string {
     extraOf(s),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i >= 3 && i <= 7 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i >= 3 && i <= 7 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [
     `pipeline ${snap.pipeline}: ${snap.state} after ${secs.toFixed(1)}s`,
     line(header),

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Pipeline } from '../runtime/engine.ts';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
 import { validateText } from '../spec/validate.ts';
-import { formatHuman, useColor } from './format.ts';
+import { colorEnabled, formatHuman } from './format.ts';
 import { plainLines, totalsTable } from './plain.ts';
 
 export interface RunFlags {
@@ -22,22 +22,27 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    process.stderr.write(`sluice: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+    process.stderr.write(
+      `sluice: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`,
+    );
     return 2;
   }
   const { spec, diagnostics } = validateText(file, text);
   const warnings = diagnostics.filter((d) => d.severity === 'warning');
   if (!spec) {
-    process.stderr.write(formatHuman(diagnostics, new Map([[file, text]]), useColor(process.stderr)));
+    process.stderr.write(formatHuman(diagnostics, new Map([[file, text]]), colorEnabled(process.stderr)));
     return 1;
   }
-  if (warnings.length) process.stderr.write(formatHuman(warnings, new Map([[file, text]]), useColor(process.stderr)));
+  if (warnings.length)
+    process.stderr.write(formatHuman(warnings, new Map([[file, text]]), colorEnabled(process.stderr)));
   mkdirSync(flags.stateDir, { recursive: true });
   const screen = flags.tui && process.stdout.isTTY && process.stdin.isTTY;
   const logFile = screen ? join(flags.stateDir, `${spec.name}.log`) : undefined;
   const log: Logger = pino(
     { level: flags.logLevel, base: { pipeline: spec.name } },
-    logFile ? pino.destination({ dest: logFile, sync: false, mkdir: true }) : pino.destination({ fd: 2, sync: true }),
+    logFile
+      ? pino.destination({ dest: logFile, sync: false, mkdir: true })
+      : pino.destination({ fd: 2, sync: true }),
   );
 
   let pipeline: Pipeline;
@@ -62,7 +67,9 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const view = screen ? await startScreen(pipeline, () => onSignal('SIGINT')) : startPlain(pipeline, flags.metricsInterval);
+  const view = screen
+    ? await startScreen(pipeline, () => onSignal('SIGINT'))
+    : startPlain(pipeline, flags.metricsInterval);
   const result = await pipeline.run();
   const final = pipeline.metrics.snapshot();
   await view.stop(final);

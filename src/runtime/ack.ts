@@ -36,7 +36,8 @@ export class AckGroup {
 
   /** Runs `fn` if the group settles as failed (dedup forgets keys whose records never became durable). */
   onFailure(fn: () => void): void {
-    (this.failureListeners ??= []).push(fn);
+    if (!this.failureListeners) this.failureListeners = [];
+    this.failureListeners.push(fn);
   }
 
   get settled(): boolean {

@@ -28,7 +28,8 @@ export class Channel {
   }
 
   async push(batch: Batch): Promise<void> {
-    while (this.length >= this.capacity) await new Promise<void>((resolve) => this.waitingWriters.push(resolve));
+    while (this.length >= this.capacity)
+      await new Promise<void>((resolve) => this.waitingWriters.push(resolve));
     this.queue.push(batch);
     this.wakeReader();
   }

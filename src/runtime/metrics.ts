@@ -58,7 +58,13 @@ export class StageMetrics {
   queueFill: () => number = () => 0;
   private readonly onError: ((s: ErrorSample) => void) | undefined;
 
-  constructor(name: string, kind: StageKind, type: string, inputs: string[], onError?: (s: ErrorSample) => void) {
+  constructor(
+    name: string,
+    kind: StageKind,
+    type: string,
+    inputs: string[],
+    onError?: (s: ErrorSample) => void,
+  ) {
     this.name = name;
     this.kind = kind;
     this.type = type;

@@ -17,7 +17,10 @@ export interface EncodedObject {
   contentEncoding?: string;
 }
 
-export function encodeBatch(records: SluiceRecord[], opts: { format: ObjectFormat; compression: Compression }): EncodedObject {
+export function encodeBatch(
+  records: SluiceRecord[],
+  opts: { format: ObjectFormat; compression: Compression },
+): EncodedObject {
   const text = opts.format === 'csv' ? toCsv(records) : toNdjson(records);
   const raw = Buffer.from(text, 'utf8');
   const ext = opts.format === 'csv' ? '.csv' : '.ndjson';

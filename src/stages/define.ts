@@ -5,10 +5,10 @@
  */
 import type { Static, TObject, TProperties } from '@sinclair/typebox';
 import type { Logger } from 'pino';
-import type { SluiceRecord, RecordInit } from '../runtime/record.ts';
-import type { StageMetrics } from '../runtime/metrics.ts';
-import type { Span } from '../spec/diagnostics.ts';
 import type { CheckpointScope } from '../runtime/checkpoint.ts';
+import type { StageMetrics } from '../runtime/metrics.ts';
+import type { RecordInit, SluiceRecord } from '../runtime/record.ts';
+import type { Span } from '../spec/diagnostics.ts';
 
 export type StageKind = 'source' | 'transform' | 'sink';
 
@@ -150,7 +150,8 @@ export type StageDefinition = SourceDefinition | TransformDefinition | SinkDefin
 
 /** Identity helpers that keep each stage file's option types precise. */
 export const defineSource = <P extends TProperties>(d: SourceDefinition<P>): SourceDefinition<P> => d;
-export const defineTransform = <P extends TProperties>(d: TransformDefinition<P>): TransformDefinition<P> => d;
+export const defineTransform = <P extends TProperties>(d: TransformDefinition<P>): TransformDefinition<P> =>
+  d;
 export const defineSink = <P extends TProperties>(d: SinkDefinition<P>): SinkDefinition<P> => d;
 
 /** Thrown by factories of stage types whose behaviour has not landed yet: fails at run, never at validate. */

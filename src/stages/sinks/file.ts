@@ -3,8 +3,9 @@
  * fsynced and renamed, so a reader never sees half a file. Paths come from a template
  * (`{partition}`, `{batch_start}`, `{first_position}`, …) under `dir`.
  */
-import { Type } from '@sinclair/typebox';
+
 import { join, normalize, resolve, sep } from 'node:path';
+import { Type } from '@sinclair/typebox';
 import { writeAtomic } from '../../runtime/checkpoint.ts';
 import { encodeBatch, objectKey } from '../../runtime/objects.ts';
 import { compileTemplate } from '../../runtime/template.ts';
@@ -14,7 +15,8 @@ import { defineSink, StageError } from '../define.ts';
 export const fileSink = defineSink({
   type: 'file',
   kind: 'sink',
-  description: 'Writes batches as local files (ndjson or csv, optional gzip), one per partition per flush, atomically.',
+  description:
+    'Writes batches as local files (ndjson or csv, optional gzip), one per partition per flush, atomically.',
   options: Type.Object({
     dir: Type.String({ minLength: 1, description: 'Base directory', examples: ['${DEMO_OUT:-./out}'] }),
     path: Template({
@@ -24,7 +26,10 @@ export const fileSink = defineSink({
     format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('csv')], { default: 'ndjson' })),
     compression: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('gzip')], { default: 'none' })),
   }),
-  batching: { defaults: { max_records: 10_000, max_bytes: 8 * 1024 * 1024, max_age: 5_000 }, byPartition: true },
+  batching: {
+    defaults: { max_records: 10_000, max_bytes: 8 * 1024 * 1024, max_age: 5_000 },
+    byPartition: true,
+  },
   create(o, ctx) {
     const template = compileTemplate(o.path);
     const base = resolve(o.dir);
@@ -34,7 +39,8 @@ export const fileSink = defineSink({
       async write(batch) {
         const encoded = encodeBatch(batch.records, { format, compression });
         const target = resolve(join(base, normalize(objectKey(template, batch, encoded.ext))));
-        if (!target.startsWith(base + sep)) throw new StageError(`path escapes ${o.dir}: ${target}`, { retryable: false });
+        if (!target.startsWith(base + sep))
+          throw new StageError(`path escapes ${o.dir}: ${target}`, { retryable: false });
         await writeAtomic(target, encoded.body);
         ctx.metrics.count('files');
         ctx.metrics.wrote(encoded.body.length);

@@ -7,8 +7,17 @@ export const stdoutSink = defineSink({
   kind: 'sink',
   description: 'Prints records to standard output, one JSON line each (or indented JSON with `pretty`).',
   options: Type.Object({
-    format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('pretty')], { default: 'ndjson' })),
-    sample: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1, description: 'Share of records printed (the rest are still acked)' })),
+    format: Type.Optional(
+      Type.Union([Type.Literal('ndjson'), Type.Literal('pretty')], { default: 'ndjson' }),
+    ),
+    sample: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        default: 1,
+        description: 'Share of records printed (the rest are still acked)',
+      }),
+    ),
   }),
   batching: { defaults: { max_records: 500, max_bytes: 1024 * 1024, max_age: 50 } },
   create(o, ctx) {

@@ -18,17 +18,28 @@ export const dedupTransform = defineTransform({
   kind: 'transform',
   description: 'Drops records whose key was already seen within `ttl`; memory bounded by `max_keys` (LRU).',
   options: Type.Object({
-    key: Expr({ description: 'CEL expression whose value identifies a record', examples: ['id_treated_data'] }),
+    key: Expr({
+      description: 'CEL expression whose value identifies a record',
+      examples: ['id_treated_data'],
+    }),
     ttl: Type.Optional(Duration({ default: '24h', description: 'How long a key is remembered' })),
     max_keys: Type.Optional(
-      Type.Integer({ minimum: 1, default: 1_000_000, description: 'Memory bound; least recently used keys go first' }),
+      Type.Integer({
+        minimum: 1,
+        default: 1_000_000,
+        description: 'Memory bound; least recently used keys go first',
+      }),
     ),
   }),
   check(o, report) {
     const keys = o.max_keys ?? 1_000_000;
     const estimate = keys * (BYTES_PER_KEY + 40);
     if (estimate > MEMORY_LIMIT) {
-      report(['max_keys'], 'dedup-memory', `${keys} keys need about ${Math.round(estimate / 1024 ** 3)} GiB of memory; keep max_keys at or below ${Math.floor(MEMORY_LIMIT / (BYTES_PER_KEY + 40))}`);
+      report(
+        ['max_keys'],
+        'dedup-memory',
+        `${keys} keys need about ${Math.round(estimate / 1024 ** 3)} GiB of memory; keep max_keys at or below ${Math.floor(MEMORY_LIMIT / (BYTES_PER_KEY + 40))}`,
+      );
     }
     if (o.ttl !== undefined && o.ttl <= 0) report(['ttl'], 'dedup-memory', 'ttl must be longer than zero');
   },

@@ -10,15 +10,24 @@ import { defineTransform } from '../define.ts';
 export const enrichTransform = defineTransform({
   type: 'enrich',
   kind: 'transform',
-  description: 'Sets fields from CEL expressions (evaluated in order, each seeing the fields set before it), renames and removes fields.',
+  description:
+    'Sets fields from CEL expressions (evaluated in order, each seeing the fields set before it), renames and removes fields.',
   options: Type.Object({
     set: Type.Optional(
-      Type.Record(Type.String({ minLength: 1 }), Expr({ description: 'CEL expression whose value the field takes' }), {
-        description: 'Fields to set, in order; later expressions see earlier results',
-        examples: [{ consumo_meta: 'peso_medio * 0.025 * quantidade_animais' }],
+      Type.Record(
+        Type.String({ minLength: 1 }),
+        Expr({ description: 'CEL expression whose value the field takes' }),
+        {
+          description: 'Fields to set, in order; later expressions see earlier results',
+          examples: [{ consumo_meta: 'peso_medio * 0.025 * quantidade_animais' }],
+        },
+      ),
+    ),
+    rename: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
+        description: 'old name → new name',
       }),
     ),
-    rename: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { description: 'old name → new name' })),
     remove: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Fields to remove' })),
   }),
   create(o) {

@@ -9,7 +9,10 @@ export const filterTransform = defineTransform({
   kind: 'transform',
   description: 'Keeps the records for which `where` is true; the others are acked and counted as dropped.',
   options: Type.Object({
-    where: Expr({ description: 'CEL expression; records for which it is true pass', examples: ['quantidade_animais > 0'] }),
+    where: Expr({
+      description: 'CEL expression; records for which it is true pass',
+      examples: ['quantidade_animais > 0'],
+    }),
   }),
   create(o) {
     const where = compile(o.where);

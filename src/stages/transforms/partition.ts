@@ -7,7 +7,8 @@ import { defineTransform } from '../define.ts';
 export const partitionTransform = defineTransform({
   type: 'partition',
   kind: 'transform',
-  description: 'Sets the record partition (used by `{partition}` in sink key templates and per-partition buffers).',
+  description:
+    'Sets the record partition (used by `{partition}` in sink key templates and per-partition buffers).',
   options: Type.Object({
     by: Expr({
       description: 'CEL expression giving the partition, e.g. a path fragment',
@@ -21,10 +22,12 @@ export const partitionTransform = defineTransform({
         for (const r of records) {
           try {
             const p = by.evaluate(r.value, r.meta);
-            if (p === null || p === undefined || p === '') throw new Error('partition expression gave an empty value');
+            if (p === null || p === undefined || p === '')
+              throw new Error('partition expression gave an empty value');
             // Partitions become path segments: no parent-directory escapes.
             const text = String(p);
-            if (text.split('/').some((seg) => seg === '..' || seg === '')) throw new Error(`partition '${text}' is not a safe relative path`);
+            if (text.split('/').some((seg) => seg === '..' || seg === ''))
+              throw new Error(`partition '${text}' is not a safe relative path`);
             r.partition = text;
             out.push(r);
           } catch (err) {
