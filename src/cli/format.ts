@@ -56,6 +56,3 @@ export function formatJson(diags: readonly Diagnostic[]): string {
 export function colorEnabled(stream: NodeJS.WriteStream): boolean {
   return Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
 }
-
-/** Former name of colorEnabled (a `use` prefix reads as a React hook to the linter). */
-export const colorEnabled = colorEnabled;
