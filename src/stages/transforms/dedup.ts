@@ -57,7 +57,7 @@ export const dedupTransform = defineTransform({
             out.fail(r, `key: ${(err as Error).message}`);
             continue;
           }
-          const text = typeof k === 'string' ? k : JSON.stringify(k);
+          const text = typeof k === 'string' ? k : keyText(k);
           if (cache.seen(text, now)) {
             out.duplicate(r);
             continue;
@@ -71,6 +71,11 @@ export const dedupTransform = defineTransform({
     };
   },
 });
+
+/** Text of a non-string key; CEL ints beyond 2^53 arrive as bigints, which JSON.stringify rejects. */
+function keyText(k: unknown): string {
+  return JSON.stringify(k, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) ?? 'null';
+}
 
 /** A Map keeps insertion order: re-inserting on touch makes the first entry the least recently used. */
 export class LruTtl {
