@@ -266,6 +266,40 @@ describe('sns source: refusals', () => {
   });
 });
 
+function rawExchange(port: number, text: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  return new Promise((resolve) => {
+    let got = '';
+    socket.on('data', (d) => {
+      got += d.toString();
+    });
+    socket.on('close', () => resolve(got));
+    socket.on('error', () => resolve(got));
+    socket.write(text);
+  });
+}
+
+describe('sns source: slow and malformed clients', () => {
+  it('answers 408 to a client that never finishes its headers, and keeps serving', async () => {
+    const h = await start({ request_timeout: 800 });
+    const port = Number(new URL(h.url).port);
+    const stalled = rawExchange(port, 'POST /sns HTTP/1.1\r\nHost: x\r\nContent-Type: text/pl');
+    const res = post(h.url, signed(aws.key, {}));
+    (await h.nth(1)).onAck?.();
+    expect((await res).status).toBe(200);
+    expect(await stalled).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('answers 400 to bytes that are not HTTP', async () => {
+    const h = await start();
+    const port = Number(new URL(h.url).port);
+    expect(await rawExchange(port, 'HELLO\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    const res = post(h.url, signed(aws.key, {}));
+    (await h.nth(1)).onAck?.();
+    expect((await res).status).toBe(200);
+  });
+});
+
 describe('sns source: subscriptions', () => {
   it('confirms a signed subscription for an allowed topic only', async () => {
     const h = await start();
