@@ -10,7 +10,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,7 +212,36 @@ out = [s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=arg["t"])
     await running;
     await source.close();
   });
+  it('fails to start when the subscription cannot be made, releasing its port', async () => {
+    const port = await freePort();
+    const missing = `arn:aws:sns:${REGION}:123456789012:${unique('missing')}`;
+    const source = new SnsHttpSource(
+      {
+        listen: { port, path: '/sns' },
+        topic_arn: missing,
+        verify: false,
+        subscribe: `http://127.0.0.1:${port}/sns`,
+      },
+      stageContext('in', 'source', 'sns'),
+    );
+    const sc: SourceContext = {
+      signal: new AbortController().signal,
+      emit: async () => {},
+      fail: async () => {},
+      checkpoints: { load: async () => undefined, commit() {}, flush: async () => {} },
+    };
+    await expect(source.run(sc)).rejects.toThrow(/not exist|not found/i);
+    expect(await freePortIs(port)).toBe(true);
+  });
 });
+
+function freePortIs(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createNetServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
 
 interface LakeRow {
   key: string;

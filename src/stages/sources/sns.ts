@@ -207,7 +207,7 @@ export class SnsHttpSource implements Source {
   private readonly acceptTimeout: number;
   private readonly region: string;
   private server: Server | undefined;
-  /** Requests being handled plus messages still waiting to enter a full pipeline. */
+  /** Open requests (answered or not) whose message may still be waiting to enter a full pipeline. */
   private busy = 0;
   private stopping = false;
   private readonly pendingEmits = new Set<Promise<unknown>>();
@@ -289,7 +289,15 @@ export class SnsHttpSource implements Source {
     );
     this.resolveListening(address);
 
-    if (this.o.subscribe) await this.subscribe(this.o.subscribe);
+    if (this.o.subscribe) {
+      try {
+        await this.subscribe(this.o.subscribe);
+      } catch (e) {
+        server.close();
+        server.closeAllConnections();
+        throw e;
+      }
+    }
 
     if (!sc.signal.aborted) await new Promise((r) => sc.signal.addEventListener('abort', r, { once: true }));
     this.stopping = true;
@@ -303,25 +311,30 @@ export class SnsHttpSource implements Source {
   async close(): Promise<void> {
     const deadline = new Promise((r) => setTimeout(r, 5_000).unref());
     await Promise.race([Promise.allSettled([...this.open]), deadline]);
+    // Still unanswered after the deadline: dropping the connection makes SNS retry.
+    this.server?.close();
     this.server?.closeAllConnections();
   }
 
   private async subscribe(endpoint: string): Promise<void> {
     const client = this.deps.sns ?? new SNSClient(awsClientConfig(this.o));
     const protocol = new URL(endpoint).protocol.replace(':', '');
-    for (const topic of this.topics ?? []) {
-      const out = await client.send(
-        new SubscribeCommand({
-          TopicArn: topic,
-          Protocol: protocol,
-          Endpoint: endpoint,
-          Attributes: this.o.raw ? { RawMessageDelivery: 'true' } : undefined,
-          ReturnSubscriptionArn: true,
-        }),
-      );
-      this.ctx.log.info({ topic, endpoint, subscription: out.SubscriptionArn }, 'subscribed to sns topic');
+    try {
+      for (const topic of this.topics ?? []) {
+        const out = await client.send(
+          new SubscribeCommand({
+            TopicArn: topic,
+            Protocol: protocol,
+            Endpoint: endpoint,
+            Attributes: this.o.raw ? { RawMessageDelivery: 'true' } : undefined,
+            ReturnSubscriptionArn: true,
+          }),
+        );
+        this.ctx.log.info({ topic, endpoint, subscription: out.SubscriptionArn }, 'subscribed to sns topic');
+      }
+    } finally {
+      if (!this.deps.sns) client.destroy();
     }
-    if (!this.deps.sns) client.destroy();
   }
 
   private async handle(
