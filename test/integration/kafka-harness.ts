@@ -204,3 +204,58 @@ export async function until(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+export interface SluiceRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A `sluice run` child process (the real CLI, under the project's Node). */
+export class SluiceProcess {
+  readonly child: ReturnType<typeof spawn>;
+  stdout = '';
+  stderr = '';
+  readonly done: Promise<SluiceRun>;
+
+  constructor(pipeline: string, env: Record<string, string>, args: string[] = []) {
+    this.child = spawn('node_modules/.bin/node', ['src/cli.ts', 'run', pipeline, '--no-tui', ...args], {
+      env: { ...process.env, SLUICE_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (d) => {
+      this.stdout += d;
+    });
+    this.child.stderr?.on('data', (d) => {
+      this.stderr += d;
+    });
+    this.done = new Promise((resolve) => {
+      this.child.on('close', (code, signal) =>
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
+      );
+    });
+  }
+
+  /** Structured log lines (pino JSON) from stderr. */
+  logs(): Record<string, unknown>[] {
+    return this.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+}
+
+export function runSluice(pipeline: string, env: Record<string, string>, args: string[]): Promise<SluiceRun> {
+  return new SluiceProcess(pipeline, env, args).done;
+}

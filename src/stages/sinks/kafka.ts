@@ -6,7 +6,7 @@
  * and other producers agree on where a key lives; keyless records rotate over partitions,
  * one partition per batch, which keeps produce requests large.
  */
-import { murmur2, ProduceAcks, Producer } from '@platformatic/kafka';
+import { Admin, murmur2, ProduceAcks, Producer } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { CompiledExpr } from '../../expr/index.ts';
@@ -81,6 +81,21 @@ const options = Type.Object({
   client_id: Type.Optional(
     Type.String({ minLength: 1, description: 'Client id; default sluice-<pipeline>-<stage>' }),
   ),
+  create_topic: Type.Optional(
+    Type.Object(
+      {
+        partitions: Type.Integer({ minimum: 1, default: 1, description: 'Partitions of the new topic' }),
+        replication_factor: Type.Optional(
+          Type.Integer({ minimum: 1, default: 1, description: 'Replicas of each partition' }),
+        ),
+      },
+      {
+        additionalProperties: false,
+        description: 'Create `topic` at start when it does not exist (like kafka-topics.sh --create)',
+        examples: [{ partitions: 3 }],
+      },
+    ),
+  ),
 });
 
 type Options = Static<typeof options>;
@@ -94,6 +109,8 @@ export const kafkaSink = defineSink({
     if (!opts.topic && !opts.topic_expr) report([], 'schema-value', 'give `topic` or `topic_expr`');
     if (opts.topic && opts.topic_expr)
       report(['topic_expr'], 'schema-value', 'give `topic` or `topic_expr`, not both');
+    if (opts.create_topic && !opts.topic)
+      report(['create_topic'], 'schema-value', 'create_topic needs a literal `topic`');
     if (opts.idempotent === true && opts.acks !== undefined && opts.acks !== 'all') {
       report(['idempotent'], 'schema-value', 'an idempotent producer needs acks: all');
     }
@@ -146,6 +163,8 @@ export class KafkaSink implements Sink {
       acks: ACKS[acks],
       compression: this.opts.compression ?? 'none',
     });
+    if (this.opts.create_topic && this.opts.topic)
+      await this.ensureTopic(this.opts.topic, this.opts.create_topic);
     // Connect now so a wrong broker address fails at start, not at the first batch.
     try {
       await this.producer.metadata({ topics: this.opts.topic ? [this.opts.topic] : [] });
@@ -153,6 +172,39 @@ export class KafkaSink implements Sink {
       const message = kafkaErrorMessage(err);
       if (/unknown topic/i.test(message)) throw new Error(`kafka: topic '${this.opts.topic}' does not exist`);
       throw new Error(`kafka: cannot reach ${String(this.opts.brokers)}: ${message}`);
+    }
+  }
+
+  private async ensureTopic(
+    topic: string,
+    spec: { partitions: number; replication_factor?: number },
+  ): Promise<void> {
+    const admin = new Admin({ ...baseClientOptions(this.opts.brokers, `${this.clientId}-admin`) });
+    try {
+      const existing = await admin.listTopics();
+      if (existing.includes(topic)) return;
+      try {
+        await admin.createTopics({
+          topics: [topic],
+          partitions: spec.partitions,
+          replicas: spec.replication_factor ?? 1,
+        });
+        this.log.info({ topic, partitions: spec.partitions }, 'kafka topic created');
+      } catch (err) {
+        // Another producer may have created it in the meantime.
+        if (!/already exists/i.test(kafkaErrorMessage(err))) throw err;
+      }
+      // Wait for the new partitions' leaders, or the first produce races the election.
+      for (let i = 0; i < 100; i++) {
+        const md = await admin.metadata({ topics: [topic], forceUpdate: true });
+        const t = md.topics.get(topic);
+        if (t && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (err) {
+      throw new Error(`kafka: cannot create topic '${topic}': ${kafkaErrorMessage(err)}`);
+    } finally {
+      await admin.close().catch(() => undefined);
     }
   }
 
