@@ -1,0 +1,118 @@
+/**
+ * Kinesis checkpoints in a DynamoDB lease table on moto: two processes share a stream without
+ * reading a shard twice, a stopped reader's shards are taken over from its checkpoints, and a
+ * reader whose lease was taken cannot overwrite the new owner's progress.
+ */
+import pino from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DynamoCheckpoints } from '../../src/stages/aws/shard-checkpoints.ts';
+import { type KinesisSource, kinesisSource } from '../../src/stages/sources/kinesis.ts';
+import { Harness, sleep, stageContext } from '../stages/kinesis-harness.ts';
+import { boto3, createStream, putSales, requireMoto, tempDir, unique } from './kinesis-harness.ts';
+
+beforeAll(async () => {
+  await requireMoto();
+});
+
+interface Item {
+  lease_key: string;
+  checkpoint?: string;
+  lease_owner: string;
+  lease_counter: number;
+}
+
+function items(table: string): Promise<Item[]> {
+  return boto3(
+    `t = boto3.resource("dynamodb").Table(arg)
+out = [{k: (int(v) if k == "lease_counter" else v) for k, v in i.items()} for i in t.scan(ConsistentRead=True)["Items"]]`,
+    table,
+  );
+}
+
+async function reader(stream: string, table: string) {
+  const dir = await tempDir();
+  const ctx = await stageContext('src', 'source', 'kinesis', dir);
+  const source = kinesisSource.create(
+    {
+      stream,
+      start: 'trim_horizon',
+      poll_interval: 200,
+      idle_interval: 200,
+      shard_refresh: 300,
+      checkpoint: { dynamodb: { table, lease_duration: 3_000 } },
+    },
+    ctx,
+  ) as KinesisSource;
+  const h = new Harness(dir);
+  const running = source.run(h.context());
+  const stop = async () => {
+    h.abort.abort();
+    await running;
+    await source.close();
+  };
+  return { h, stop };
+}
+
+const ids = (h: Harness) => h.values().map((v) => (v as { id: number }).id);
+
+describe('kinesis source with DynamoDB checkpoints', () => {
+  it('shares a stream between two readers through leases and takes over from checkpoints', async () => {
+    const stream = unique('leases');
+    const table = unique('sluice-leases');
+    await createStream(stream, 2);
+    await putSales(stream, 0, 100);
+
+    const a = await reader(stream, table);
+    await a.h.waitFor(100);
+    const b = await reader(stream, table);
+    await sleep(1_500);
+    // a holds both shards: b reads nothing.
+    expect(ids(b.h)).toEqual([]);
+    const held = await items(table);
+    expect(held).toHaveLength(2);
+    expect(new Set(held.map((i) => i.lease_owner)).size).toBe(1);
+    expect(held.every((i) => i.lease_key.startsWith(`test/src/${stream}/shardId-`))).toBe(true);
+
+    await a.stop(); // flushes and releases its leases
+    const released = await items(table);
+    expect(released.every((i) => /^\d+$/.test(i.checkpoint ?? ''))).toBe(true);
+
+    await putSales(stream, 100, 110);
+    await b.h.waitFor(10);
+    await sleep(800);
+    await b.stop();
+    // b took over at a's checkpoints: only the new records.
+    expect(ids(b.h).sort((x, y) => x - y)).toEqual(Array.from({ length: 10 }, (_, i) => 100 + i));
+    expect(ids(a.h).sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    const after = await items(table);
+    expect(after.every((i) => i.lease_counter === 2)).toBe(true);
+  });
+
+  it('fences a writer whose lease expired and was taken', async () => {
+    const table = unique('sluice-leases');
+    const log = pino({ level: 'silent' });
+    const base = { table, namespace: 'test/src/s', log };
+    const old = new DynamoCheckpoints({ ...base, leaseDuration: 400, owner: 'old' });
+    const lost: string[] = [];
+    old.onLost = (shard) => lost.push(shard);
+    expect(await old.acquire('shardId-1')).toBeNull();
+    old.commit('shardId-1', '100');
+    await old.flush();
+
+    const fresh = new DynamoCheckpoints({ ...base, leaseDuration: 30_000, owner: 'new' });
+    // Held and renewed: not takeable.
+    expect(await fresh.acquire('shardId-1')).toBe(false);
+    await sleep(600); // the old owner stalls past its lease
+    expect(await fresh.acquire('shardId-1')).toBe('100');
+    fresh.commit('shardId-1', '250');
+    await fresh.flush();
+
+    old.commit('shardId-1', '180');
+    await old.flush();
+    expect(lost).toEqual(['shardId-1']);
+    const [item] = await items(table);
+    expect(item).toMatchObject({ checkpoint: '250', lease_owner: 'new', lease_counter: 2 });
+    await old.close();
+    await fresh.close();
+  });
+});
