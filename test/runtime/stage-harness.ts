@@ -1,4 +1,5 @@
 /** Drives one stage through the stage contract, without the engine. */
+import type { Static, TObject, TProperties } from '@sinclair/typebox';
 import { AckGroup } from '../../src/runtime/ack.ts';
 import type { CheckpointScope, Positions } from '../../src/runtime/checkpoint.ts';
 import { MetricsRegistry } from '../../src/runtime/metrics.ts';
@@ -35,8 +36,8 @@ export interface TransformRun {
 }
 
 /** A transform built from `options`; `process` collects what it does with each record. */
-export function transform<O>(def: TransformDefinition, options: O) {
-  const t = def.create(options as never, stageContext(def.type));
+export function transform<P extends TProperties>(def: TransformDefinition<P>, options: Static<TObject<P>>) {
+  const t = def.create(options, stageContext(def.type));
   return async (records: SluiceRecord[]): Promise<TransformRun> => {
     const run: TransformRun = { pushed: [], dropped: [], duplicates: [], failed: [] };
     const out: TransformOutput = {
@@ -83,9 +84,9 @@ export interface SourceRun {
  * Runs a source to its end (or until `stopAfter` records, then aborts). Every batch and
  * failure is acked at once unless `ack` says otherwise.
  */
-export async function runSource<O>(
-  def: SourceDefinition,
-  options: O,
+export async function runSource<P extends TProperties>(
+  def: SourceDefinition<P>,
+  options: Static<TObject<P>>,
   opts: {
     checkpoint?: Positions;
     batchSize?: number;
@@ -93,7 +94,7 @@ export async function runSource<O>(
     ack?: (batch: RecordInit[]) => Error | undefined;
   } = {},
 ): Promise<SourceRun> {
-  const source = def.create(options as never, stageContext(def.type, opts.batchSize));
+  const source = def.create(options, stageContext(def.type, opts.batchSize));
   const abort = new AbortController();
   const run: SourceRun = { records: [], batches: [], failures: [], scope: new MemoryScope(opts.checkpoint) };
   await source.run({
@@ -115,9 +116,9 @@ export async function runSource<O>(
 }
 
 /** A sink built from `options`, plus a helper to write records as one batch. */
-export function sink<O>(def: SinkDefinition, options: O) {
+export function sink<P extends TProperties>(def: SinkDefinition<P>, options: Static<TObject<P>>) {
   const ctx = stageContext(def.type);
-  const s = def.create(options as never, ctx);
+  const s = def.create(options, ctx);
   let seq = 0;
   return {
     sink: s,

@@ -27,14 +27,16 @@ export const stdoutSink = defineSink({
     return {
       async write(batch) {
         let out = '';
+        let printed = 0;
         for (const r of batch.records) {
           if (n++ % every !== 0) continue;
           out += `${pretty ? JSON.stringify(r.value, null, 2) : JSON.stringify(r.value)}\n`;
+          printed++;
         }
         if (out && !process.stdout.write(out)) {
           await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
         }
-        ctx.metrics.count('printed', batch.records.length);
+        ctx.metrics.count('printed', printed);
         return undefined;
       },
     };
