@@ -47,6 +47,8 @@ export interface ScalarInfo {
 /** Limit on nodes produced by alias expansion: stops "billion laughs" documents. */
 const MAX_EXPANDED_NODES = 100_000;
 const MAX_ALIASES = 100;
+/** Mappings and sequences nested deeper than this are refused (no spec needs more than a handful). */
+const MAX_DEPTH = 64;
 
 export const pathKey = (path: Path): string => path.join('/');
 
@@ -76,11 +78,18 @@ export function loadSpec(
   const fromEnv = new Set<string>();
   const envValues = new Set<string>();
 
-  const docs = parseAllDocuments(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  } catch (err) {
+    // The parser reports its own errors; anything it throws is still a diagnostic, never a stack trace.
+    report('yaml-syntax', `cannot parse this file: ${(err as Error).message}`, 0, 0);
+    docs = [];
+  }
   const list = Array.isArray(docs) ? docs : [];
   let value: unknown;
   if (list.length > 1) {
-    const second = list[1];
+    const second = list[1] as Document.Parsed;
     const [from, to] = second.range;
     report(
       'multiple-documents',
@@ -109,9 +118,18 @@ export function loadSpec(
       }
       report(code, msg, err.pos[0], end);
     }
+    // Tags a spec has no use for (`!!str` on a mapping, `!custom`) are ignored by the parser: say so.
+    for (const w of doc.warnings)
+      report('yaml-syntax', yamlMessage(w.message), w.pos[0], w.pos[1], 'warning');
     if (doc.errors.length === 0) {
       const walker = new Walker(doc, env, report, { valueRanges, keyRanges, scalars, fromEnv, envValues });
-      value = walker.toValue(doc.contents as Node | null, []);
+      try {
+        value = walker.toValue(doc.contents as Node | null, []);
+      } catch (err) {
+        const range = (doc.contents as Node | null)?.range ?? [0, 0];
+        report('yaml-syntax', `cannot read this file: ${(err as Error).message}`, range[0], range[1]);
+        value = undefined;
+      }
     }
   }
 
@@ -146,8 +164,15 @@ function sourceLine(source: string, offset: number): string {
 
 /** yaml's messages end with a code frame of their own; keep the first line, ours adds the frame. */
 function yamlMessage(message: string): string {
-  return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  const first = message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  if (first === 'Maximum call stack size exceeded') return NESTING_MESSAGE;
+  const tag = /^Unresolved tag: (.*)$/.exec(first);
+  if (tag)
+    return `the tag ${tag[1].replace('tag:yaml.org,2002:', '!!')} is ignored: specs use no tags; remove it`;
+  return first;
 }
+
+const NESTING_MESSAGE = `values nest too deeply (more than ${MAX_DEPTH} levels): a spec needs only a few`;
 
 type Report = (code: DiagnosticCode, message: string, from: number, to: number) => void;
 
@@ -155,6 +180,7 @@ class Walker {
   private expanded = 0;
   private aliases = 0;
   private bombReported = false;
+  private depthReported = false;
 
   private readonly doc: Document.Parsed;
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -189,6 +215,14 @@ class Walker {
 
   toValue(node: Node | null | undefined, path: (string | number)[], aliasFrom?: [number, number]): unknown {
     if (node == null) return null;
+    if (path.length > MAX_DEPTH) {
+      if (!this.depthReported) {
+        this.depthReported = true;
+        const r = node.range ?? aliasFrom ?? [0, 0];
+        this.report('yaml-syntax', NESTING_MESSAGE, r[0], r[1]);
+      }
+      return null;
+    }
     const range =
       aliasFrom ?? (node.range ? ([node.range[0], node.range[1]] as [number, number]) : undefined);
     if (aliasFrom && ++this.expanded > MAX_EXPANDED_NODES) return this.bomb(aliasFrom);

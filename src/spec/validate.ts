@@ -368,27 +368,25 @@ class Validator {
 
   /** Literal AWS keys or passwords anywhere in a stage are errors: they belong in the environment. */
   private checkCredentials(value: unknown, base: Path): void {
-    const already = new Set(
-      this.diagnostics.filter((d) => d.code === 'literal-credential').map((d) => `${d.line}:${d.column}`),
-    );
+    const found = (v: string): string | undefined => {
+      if (/\b(AKIA|ASIA)[0-9A-Z]{16}\b/.test(v)) {
+        return 'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)';
+      }
+      if (/^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v) && !/^\$\{/.test(v)) {
+        return 'this URL holds a password: move the URL to an environment variable and write ${VAR}';
+      }
+      return undefined;
+    };
     const visit = (v: unknown, path: Path): void => {
       if (typeof v === 'string') {
-        if (this.loaded.fromEnv.has(pathKey(path))) return;
+        const message = found(v);
+        if (!message || this.loaded.fromEnv.has(pathKey(path))) return;
+        // The env-secret check may have reported this value already, with a more specific message.
         const at = this.loaded.locate(path);
-        if (already.has(`${at.line}:${at.column}`)) return;
-        if (/\b(AKIA|ASIA)[0-9A-Z]{16}\b/.test(v)) {
-          this.report(
-            path,
-            'literal-credential',
-            'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)',
-          );
-        } else if (/^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v) && !/^\$\{/.test(v)) {
-          this.report(
-            path,
-            'literal-credential',
-            'this URL holds a password: move the URL to an environment variable and write ${VAR}',
-          );
-        }
+        const dup = this.diagnostics.some(
+          (d) => d.code === 'literal-credential' && d.line === at.line && d.column === at.column,
+        );
+        if (!dup) this.report(path, 'literal-credential', message);
       } else if (Array.isArray(v)) {
         for (const [i, x] of v.entries()) visit(x, [...path, i]);
       } else if (isObj(v)) for (const [k, x] of Object.entries(v)) visit(x, [...path, k]);

@@ -38,7 +38,9 @@ function editorValidator() {
 describe('schemas/pipeline.schema.json', () => {
   it('is what `sluice schema` prints now (run `npm run schema` when this fails)', () => {
     const checkedIn = JSON.parse(readFileSync(schemaFile, 'utf8'));
-    expect(checkedIn, 'schemas/pipeline.schema.json is stale: run `npm run schema` and commit it').toEqual(generated);
+    expect(checkedIn, 'schemas/pipeline.schema.json is stale: run `npm run schema` and commit it').toEqual(
+      generated,
+    );
   });
 
   it('is a JSON Schema 2020-12 document that compiles', () => {
@@ -91,7 +93,11 @@ describe('the editor schema and the validator agree on specs that fail', () => {
     ['an unknown key', 'ttl: 24h', 'ttll: 24h'],
     ['a bad duration', 'ttl: 24h', 'ttl: 24 hours'],
     ['a string where an integer belongs', 'seed: 42', 'seed: forty-two'],
-    ['a bad enum value', 'type: file\n    from: [by_day]', 'type: file\n    format: parquet\n    from: [by_day]'],
+    [
+      'a bad enum value',
+      'type: file\n    from: [by_day]',
+      'type: file\n    format: parquet\n    from: [by_day]',
+    ],
     ['a missing required key', '    key: id_treated_data\n', '\n'],
     ['a wrong version', 'version: 1', 'version: 2'],
   ];
