@@ -129,6 +129,46 @@ runtime: { checkpoint_interval: 500ms }
   });
 });
 
+describe('the seeds together: consumer at latest, then the producer', () => {
+  it('prints what the producer puts after the consumer started, and nothing from before', async () => {
+    const stream = unique('seeds');
+    await createStream(stream, 2);
+    await putSales(stream, 0, 50); // before the consumer: not printed at latest
+    const state = await tempDir();
+    const consumer = runCli('pipelines/kinesis-consumer.yaml', { KINESIS_STREAM: stream }, [
+      '--exit-idle',
+      '6s',
+      '--state-dir',
+      state,
+      '--log-level',
+      'debug',
+    ]);
+    // Both shards have their LATEST iterators once each logged that it is being read.
+    const deadline = Date.now() + 30_000;
+    while ((consumer.stderr().match(/reading shard/g) ?? []).length < 2) {
+      if (Date.now() > deadline)
+        throw new Error(`consumer did not start:\n${consumer.stderr().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    await runToEnd(
+      'pipelines/kinesis-producer.yaml',
+      {
+        KINESIS_STREAM: stream,
+        PRODUCER_RECORDS: '300',
+        PRODUCER_RATE: '100000',
+      },
+      ['--state-dir', await tempDir()],
+    );
+    expect(await consumer.exited).toBe(0);
+    const lines = consumer
+      .lines()
+      .map((l) => JSON.parse(l) as { venda: number; idvendedor: string; kinesis: Line['kinesis'] });
+    expect(lines.map((l) => l.venda).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    for (const l of lines) expect(l.kinesis.partition_key).toBe(l.idvendedor);
+  });
+});
+
 describe('kinesis-producer pipeline', () => {
   it('puts generated records that boto3 reads back, keyed by seller', async () => {
     const stream = unique('producer');

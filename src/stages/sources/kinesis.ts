@@ -450,7 +450,6 @@ export class KinesisSource implements Source {
         if (this.readers.get(shard.id) === reader && !reader.finished) this.readers.delete(shard.id);
       });
     this.tasks.add(task);
-    this.stage.log.debug({ shard: shard.id, start: spec }, 'reading shard');
     return true;
   }
 
@@ -535,11 +534,14 @@ export class KinesisSource implements Source {
       }
       if (iterator === undefined) {
         try {
-          const res = await this.client.send(new GetShardIteratorCommand(this.iteratorInput(r)), {
-            abortSignal: signal,
-          });
+          const input = this.iteratorInput(r);
+          const res = await this.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
           iterator = res.ShardIterator;
           attempt = 0;
+          this.stage.log.debug(
+            { shard: id, from: input.ShardIteratorType, sequence: input.StartingSequenceNumber },
+            'reading shard',
+          );
           if (!iterator) {
             r.ended = true;
             this.acked(r, r.tracker.track(SHARD_END));
