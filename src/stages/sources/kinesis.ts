@@ -240,6 +240,8 @@ export class KinesisSource implements Source {
   private readonly readers = new Map<string, ShardReader>();
   private readonly tasks = new Set<Promise<void>>();
   private positions: Record<string, string> = {};
+  /** Positions this run committed. */
+  private readonly committed: Record<string, string> = {};
   /** Positions stored before this run began. */
   private loaded: Record<string, string> = {};
   private wake: (() => void) | undefined;
@@ -291,7 +293,9 @@ export class KinesisSource implements Source {
         let shards: ShardInfo[];
         try {
           shards = await this.listShards();
-          if (this.store && !first) this.positions = await this.checkpoints.load();
+          // Other processes' progress (their parents finishing), without forgetting ours not yet flushed.
+          if (this.store && !first)
+            this.positions = { ...(await this.checkpoints.load()), ...this.committed };
           attempt = 0;
         } catch (err) {
           if (this.signal.aborted) break;
@@ -324,7 +328,9 @@ export class KinesisSource implements Source {
         }
         first = false;
         await this.schedule();
-        this.stage.metrics.gauge('shards_reading', this.readers.size);
+        let reading = 0;
+        for (const r of this.readers.values()) if (!r.finished) reading++;
+        this.stage.metrics.gauge('shards_reading', reading);
         await this.waitWake(this.shardRefresh);
       }
       await Promise.all(this.tasks);
@@ -454,6 +460,8 @@ export class KinesisSource implements Source {
   }
 
   private loseLease(id: string): void {
+    // The new owner's progress is the truth now.
+    delete this.committed[id];
     const r = this.readers.get(id);
     if (!r) return;
     r.lost = true;
@@ -476,6 +484,7 @@ export class KinesisSource implements Source {
     if (pos === undefined) return;
     this.checkpoints.commit(r.shard.id, pos);
     this.positions[r.shard.id] = pos;
+    this.committed[r.shard.id] = pos;
     if (pos === SHARD_END && !r.finished) {
       r.finished = true;
       this.stage.metrics.clearLag(r.shard.id);
