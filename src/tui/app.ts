@@ -514,29 +514,38 @@ export function clipLine(line: Line, width: number): Line {
   return out;
 }
 
-function renderLine(line: Line, key: number, color: boolean): React.ReactElement {
-  // Merge neighbours with the same style: fewer nodes for Ink to lay out each frame.
-  const merged: Seg[] = [];
+const SGR_COLOR: Record<string, number> = { red: 31, green: 32, yellow: 33, cyan: 36, gray: 90 };
+
+/**
+ * A line as one string with its own SGR codes. One Ink node per line instead of one per
+ * segment keeps each frame's reconcile and layout work small, which is what the pipeline
+ * pays for.
+ */
+export function lineText(line: Line, color: boolean): string {
+  let out = '';
+  let open = '';
+  let run = '';
+  const flush = (): void => {
+    if (run === '') return;
+    out += open === '' ? run : `\u001b[${open}m${run}\u001b[0m`;
+    run = '';
+  };
   for (const seg of line) {
-    const s = color ? seg : { ...seg, color: undefined };
-    const last = merged[merged.length - 1];
-    if (
-      last &&
-      last.color === s.color &&
-      last.bold === s.bold &&
-      last.dim === s.dim &&
-      last.inverse === s.inverse
-    ) {
-      last.text += s.text;
-    } else merged.push({ ...s });
+    const codes: number[] = [];
+    if (seg.bold) codes.push(1);
+    if (seg.dim) codes.push(2);
+    if (seg.inverse) codes.push(7);
+    if (color && seg.color !== undefined && SGR_COLOR[seg.color] !== undefined)
+      codes.push(SGR_COLOR[seg.color]);
+    const style = codes.join(';');
+    if (style !== open) {
+      flush();
+      open = style;
+    }
+    run += seg.text;
   }
-  return h(
-    Text,
-    { key, wrap: 'truncate-end' },
-    ...merged.map((s, i) =>
-      h(Text, { key: i, color: s.color, bold: s.bold, dimColor: s.dim, inverse: s.inverse }, s.text),
-    ),
-  );
+  flush();
+  return out;
 }
 
 export function App(props: AppProps): React.ReactElement {
@@ -575,5 +584,9 @@ export function App(props: AppProps): React.ReactElement {
   const stopped = view.snapshot.state === 'stopped' || view.snapshot.state === 'failed';
   const lines = frameLines(view, { width, height, selected, panel, quitting: quitting && !stopped });
   const color = props.color ?? true;
-  return h(Box, { flexDirection: 'column', width }, ...lines.map((l, i) => renderLine(l, i, color)));
+  return h(
+    Box,
+    { flexDirection: 'column', width },
+    ...lines.map((l, i) => h(Text, { key: i, wrap: 'truncate-end' }, lineText(l, color))),
+  );
 }

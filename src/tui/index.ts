@@ -4,6 +4,8 @@
  * pipeline never waits for the screen. When the run ends the live view goes away and the
  * totals table is printed on the normal screen, where it stays in the scrollback.
  */
+// Must come first: it decides which React build the imports below load.
+import './production.ts';
 import { render } from 'ink';
 import React from 'react';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';

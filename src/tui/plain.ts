@@ -8,7 +8,6 @@ import {
   humanByteRate,
   humanBytes,
   humanCount,
-  humanDuration,
   humanLag,
   humanRate,
   padLeft,
