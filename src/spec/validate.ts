@@ -575,10 +575,13 @@ function dropShadowed(diags: Diagnostic[]): Diagnostic[] {
 
 /** Last line of defence: a value that came from the environment never appears in a message. */
 function redact(diags: Diagnostic[], values: ReadonlySet<string>): Diagnostic[] {
-  const words = [...values].filter((v) => v.trim() !== '').sort((a, b) => b.length - a.length);
+  // The checks above avoid quoting values from the environment; this catches what a stage's own
+  // check() prints. Values of one or two characters (a count of 5) are left out: they would blank
+  // out unrelated numbers, and are no secret.
+  const words = [...values].filter((v) => v.trim().length >= 3).sort((a, b) => b.length - a.length);
   if (words.length === 0) return diags;
   const alternatives = words.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
-  // Whole-token matches only, so a port 5 does not blank out the 5 of "500 records".
+  // Whole tokens only: a value 500 leaves the 500 of "5000 records" alone.
   const re = new RegExp(`(?<![A-Za-z0-9])(?:${alternatives})(?![A-Za-z0-9])`, 'g');
   return diags.map((d) => {
     const message = d.message.replace(re, '***');

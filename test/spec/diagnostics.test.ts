@@ -92,6 +92,36 @@ describe('yaml', () => {
     expect(d.column).toBe(1);
   });
 
+  it('yaml-syntax: a ${VAR} in a flow collection gets a hint', () => {
+    const d = only(withSource().replace('from: [gen]', 'from: [gen, ${X:-gen}]'));
+    expect(d.code).toBe('yaml-syntax');
+    expect(span(d)).toBe('11:18-11:19');
+    expect(d.message).toBe(
+      'Missing , or : between flow sequence items (a ${VAR} inside { } or [ ] must be quoted, or written in block style)',
+    );
+  });
+
+  it('yaml-syntax: values nested deeper than 64 levels, at the first level too deep', () => {
+    const nested = withSource(`    duplicates: ${'['.repeat(70)}1${']'.repeat(70)}`);
+    const d = withCode(nested, 'yaml-syntax')[0];
+    // `    duplicates: ` is 16 characters; the value is level 1 at column 17, level 63 at column 79.
+    expect(span(d)).toBe('8:79-8:96');
+    expect(d.message).toBe('values nest too deeply (more than 64 levels): a spec needs only a few');
+    // Far deeper than the parser's own stack: still one diagnostic, not a crash.
+    const deeper = check(withSource(`    duplicates: ${'['.repeat(5000)}${']'.repeat(5000)}`)).diagnostics;
+    expect(deeper.map((x) => [x.code, x.line, x.message])).toEqual([
+      ['yaml-syntax', 8, 'values nest too deeply (more than 64 levels): a spec needs only a few'],
+    ]);
+  });
+
+  it('yaml-syntax: a tag the parser ignores is a warning at the tag', () => {
+    const result = check(withSource().replace("fields: {a: '1'}", "fields: !!str {a: '1'}"));
+    expect(result.diagnostics).toHaveLength(1);
+    const d = result.diagnostics[0];
+    expect([d.code, d.severity, span(d)]).toEqual(['yaml-syntax', 'warning', '7:13-7:18']);
+    expect(d.message).toBe('the tag !!str is ignored: specs use no tags; remove it');
+  });
+
   it('duplicate-key: at the second occurrence of the key', () => {
     const d = only(withSource('    count: 20'));
     expect(d.code).toBe('duplicate-key');
