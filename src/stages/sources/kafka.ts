@@ -73,7 +73,11 @@ const options = Type.Object({
     Type.Integer({ minimum: 1, default: 500, description: 'Records per emitted batch' }),
   ),
   commit_interval: Type.Optional(
-    Duration({ default: '1s', description: 'How often acked offsets are committed to the group' }),
+    Duration({
+      default: '200ms',
+      description:
+        'Acked offsets are committed at most this long after the ack (fewer re-reads after a crash vs. fewer commits)',
+    }),
   ),
   session_timeout: Type.Optional(
     Duration({
@@ -164,6 +168,7 @@ export class KafkaSource implements Source {
   private readonly inflightWaiters = new Set<() => void>();
   private failure: Error | undefined;
   private closed = false;
+  private commitTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: Options, ctx: StageContext) {
     this.opts = opts;
@@ -221,12 +226,10 @@ export class KafkaSource implements Source {
 
     const onAbort = (): void => this.poke();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const commitTimer = setInterval(() => void this.commit(), o.commit_interval ?? 1_000);
     const lagTimer = setInterval(() => void this.updateLag(), LAG_EVERY_MS);
     try {
       await this.readLoop(ctx);
     } finally {
-      clearInterval(commitTimer);
       clearInterval(lagTimer);
       ctx.signal.removeEventListener('abort', onAbort);
       // Stop fetching; the runtime now waits for acks, then calls close() which commits.
@@ -293,7 +296,9 @@ export class KafkaSource implements Source {
         this.log.error({ err: error.message }, 'kafka batch failed downstream; its offsets stay uncommitted');
         return;
       }
-      for (const [st, ticket] of tickets) st.tracker?.ack(ticket);
+      let moved = false;
+      for (const [st, ticket] of tickets) moved = (st.tracker?.ack(ticket) ?? false) || moved;
+      if (moved) this.scheduleCommit();
       if (this.inflightWaiters.size > 0) for (const w of this.inflightWaiters) w();
     };
     const aborted = new Promise<void>((resolve) => {
@@ -389,12 +394,21 @@ export class KafkaSource implements Source {
 
   // ------------------------------------------------------------------ commits and lag
 
+  private scheduleCommit(): void {
+    if (this.commitTimer || this.closed) return;
+    this.commitTimer = setTimeout(() => {
+      this.commitTimer = undefined;
+      if (!this.revoking) void this.commit();
+    }, this.opts.commit_interval ?? 200);
+  }
+
   /** Commits every owned partition whose committable offset moved; one commit at a time. */
   commit(): Promise<void> {
     this.commitChain = this.commitChain
       .then(() => this.commitNow())
       .catch((err: unknown) => {
         this.log.warn({ err: kafkaErrorMessage(err) }, 'kafka offset commit failed; will retry');
+        this.scheduleCommit();
       });
     return this.commitChain;
   }
@@ -471,6 +485,7 @@ export class KafkaSource implements Source {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.commitTimer);
     await this.commit();
     const stream = this.stream;
     const consumer = this.consumer;
