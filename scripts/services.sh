@@ -521,6 +521,7 @@ cmd_env() {
   printf 'export %s=%q\n' \
     AWS_ENDPOINT_URL "http://$HOST:$MOTO_PORT" \
     AWS_REGION us-east-1 \
+    AWS_DEFAULT_REGION us-east-1 \
     AWS_ACCESS_KEY_ID test \
     AWS_SECRET_ACCESS_KEY test \
     KAFKA_BROKERS "$HOST:$KAFKA_PORT" \
