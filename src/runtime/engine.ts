@@ -64,6 +64,7 @@ interface SinkNode {
   batching: Batching;
   byPartition: boolean;
   maxRecordBytes: number | undefined;
+  maxInFlight: number;
 }
 
 export class Pipeline {
@@ -143,6 +144,7 @@ export class Pipeline {
           batching,
           byPartition: policy.byPartition ?? false,
           maxRecordBytes: policy.limits?.max_record_bytes,
+          maxInFlight: Math.min(s.maxInFlight, policy.maxInFlight ?? s.maxInFlight),
         });
       }
     }
@@ -366,7 +368,7 @@ export class Pipeline {
       if (!buf) return;
       buffers.delete(key);
       if (buf.timer) clearTimeout(buf.timer);
-      while (inFlight.size >= spec.maxInFlight) await Promise.race(inFlight);
+      while (inFlight.size >= node.maxInFlight) await Promise.race(inFlight);
       const batch: SinkBatch = {
         records: buf.records,
         partition: node.byPartition ? key : undefined,

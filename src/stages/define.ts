@@ -113,6 +113,8 @@ export interface SinkBatchingPolicy {
   limits?: Partial<Pick<Batching, 'max_records' | 'max_bytes'>> & { max_record_bytes?: number };
   /** Buffers are kept per record partition (file and object sinks). */
   byPartition?: boolean;
+  /** Most writes under way at once, whatever `max_in_flight` says (1 keeps writes in order). */
+  maxInFlight?: number;
 }
 
 // ---------------------------------------------------------------- definitions
