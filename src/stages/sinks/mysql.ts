@@ -161,6 +161,12 @@ interface Column {
 
 type SqlParam = string | number | Buffer | null;
 
+/** One record's statement parameters, in column order, and its index in the batch. */
+interface Row {
+  index: number;
+  params: SqlParam[];
+}
+
 interface MysqlError extends Error {
   errno?: number;
   code?: string;
@@ -276,14 +282,26 @@ export class MysqlSink implements Sink {
     if (!pool) throw new StageError('mysql sink used before open()');
     const started = Date.now();
     const failed: RecordFailure[] = [];
-    const rows: { index: number; values: Map<string, unknown> }[] = [];
+    const objects: { index: number; value: Record<string, unknown> }[] = [];
     for (let i = 0; i < batch.records.length; i++) {
       const v = batch.records[i].value;
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
         failed.push({ index: i, reason: 'mysql: record value is not an object', retryable: false });
         continue;
       }
-      rows.push({ index: i, values: this.rowOf(v as Record<string, unknown>) });
+      objects.push({ index: i, value: v as Record<string, unknown> });
+    }
+    if (objects.length === 0) return failed.length > 0 ? { failed } : undefined;
+    const columns = this.columnsOf(objects);
+    const rows: Row[] = new Array(objects.length);
+    for (let r = 0; r < objects.length; r++) {
+      const value = objects[r].value;
+      const params: SqlParam[] = new Array(columns.length);
+      for (let c = 0; c < columns.length; c++) {
+        const name = columns[c].name;
+        params[c] = convert(Object.hasOwn(value, name) ? value[name] : undefined, columns[c].kind);
+      }
+      rows[r] = { index: objects[r].index, params };
     }
     if (rows.length === 0) return failed.length > 0 ? { failed } : undefined;
 
@@ -297,7 +315,6 @@ export class MysqlSink implements Sink {
     let broken = false;
     try {
       await conn.beginTransaction();
-      const columns = this.columnsOf(rows);
       const perStatement = Math.max(1, Math.floor(MAX_PLACEHOLDERS / columns.length));
       for (let at = 0; at < rows.length; at += perStatement) {
         await this.insert(conn, columns, rows.slice(at, at + perStatement), failed);
@@ -325,11 +342,11 @@ export class MysqlSink implements Sink {
   private async insert(
     conn: PoolConnection,
     columns: Column[],
-    rows: { index: number; values: Map<string, unknown> }[],
+    rows: Row[],
     failed: RecordFailure[],
   ): Promise<void> {
     const params: SqlParam[] = [];
-    for (const r of rows) for (const c of columns) params.push(convert(r.values.get(c.name), c.kind));
+    for (const r of rows) for (const p of r.params) params.push(p);
     try {
       await conn.execute(this.statement(columns, rows.length), params);
     } catch (err) {
@@ -372,34 +389,27 @@ export class MysqlSink implements Sink {
     return sql;
   }
 
-  /** Column values of one record: declared columns, or every field the table has. */
-  private rowOf(value: Record<string, unknown>): Map<string, unknown> {
-    const out = new Map<string, unknown>();
-    if (this.opts.columns) {
-      for (const c of this.columns.keys()) out.set(c, value[c]);
-      return out;
-    }
-    for (const [k, v] of Object.entries(value)) {
-      if (this.columns.has(k)) out.set(k, v);
-      else if (!this.ignoredFields.has(k)) {
-        this.ignoredFields.add(k);
-        this.log.warn(
-          { field: k, table: this.opts.table },
-          'mysql: record field has no column in the table; ignored',
-        );
-      }
-    }
-    return out;
-  }
-
-  /** The columns a batch writes: all declared ones, or those any row has, in table order. */
-  private columnsOf(rows: { values: Map<string, unknown> }[]): Column[] {
+  /** The columns a batch writes: all declared ones, or the table's columns any record has, in table order. */
+  private columnsOf(objects: { value: Record<string, unknown> }[]): Column[] {
     if (this.opts.columns) return [...this.columns.values()];
     const present = new Set<string>();
-    for (const r of rows) for (const k of r.values.keys()) present.add(k);
+    for (const { value } of objects) {
+      for (const k of Object.keys(value)) {
+        if (present.has(k)) continue;
+        if (this.columns.has(k)) present.add(k);
+        else if (!this.ignoredFields.has(k)) {
+          this.ignoredFields.add(k);
+          this.log.warn(
+            { field: k, table: this.opts.table },
+            'mysql: record field has no column in the table; ignored',
+          );
+        }
+      }
+    }
     const cols = [...this.columns.values()].filter((c) => present.has(c.name));
-    if (cols.length === 0)
+    if (cols.length === 0) {
       throw new StageError('mysql: no record field matches a column of the table', { retryable: false });
+    }
     return cols;
   }
 

@@ -1,0 +1,225 @@
+// Rows/s into MariaDB: pipelines/feedlot-kafka-mysql.yaml reading a Kafka topic, against a
+// mysql2 multi-row insert loop writing the same rows, in the same run, on the services of
+// scripts/services.sh.
+//
+//   node bench/mysql.bench.ts                        100,000 feedlot records
+//   BENCH_RECORDS=500000 node bench/mysql.bench.ts
+//
+// sluice: the engine runs the pipeline in this process (Kafka group join, JSON decode,
+// enrich with CEL, dedup, upsert in batches of 1000, one transaction each, offsets committed
+// after each COMMIT); the clock runs from start until the sink has written every row.
+// baseline: the records already in memory, enriched in plain JavaScript, written with
+// mysql2 as `INSERT … VALUES (…),(…) ON DUPLICATE KEY UPDATE …` in the same batches and
+// transactions: no Kafka, no expressions, no acks.
+// Each side writes its own new table. The last line is one JSON object with the figures.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Admin, Producer } from '@platformatic/kafka';
+import mysql from 'mysql2/promise';
+import pino from 'pino';
+import { uuidV5 } from '../src/expr/uuid.ts';
+import { Pipeline } from '../src/runtime/engine.ts';
+import { validateText } from '../src/spec/validate.ts';
+
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 100_000);
+const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
+const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/fazendas';
+const BATCH = 1000;
+const id = randomBytes(4).toString('hex');
+const topic = `bench-feedlot-${id}`;
+const sluiceTable = `bench_sluice_${id}`;
+const baselineTable = `bench_baseline_${id}`;
+const PIPELINE = new URL('../pipelines/feedlot-kafka-mysql.yaml', import.meta.url).pathname;
+
+const COLUMNS: [string, string][] = [
+  ['id_treated_data', 'VARCHAR(255)'],
+  ['id_curral', 'VARCHAR(255)'],
+  ['id_raca', 'VARCHAR(255)'],
+  ['id_lote', 'VARCHAR(255)'],
+  ['peso_entrada', 'FLOAT'],
+  ['peso_medio', 'FLOAT'],
+  ['quantidade_animais', 'INT'],
+  ['dia_confinamento', 'INT'],
+  ['consumo_real', 'FLOAT'],
+  ['consumo_meta', 'FLOAT'],
+  ['data', 'DATETIME'],
+  ['cod_cliente', 'VARCHAR(255)'],
+  ['row_ts', 'DATETIME'],
+];
+
+interface Consumption {
+  id_curral: string;
+  id_raca: string;
+  id_lote: string;
+  peso_entrada: number;
+  peso_medio: number;
+  quantidade_animais: number;
+  dia_confinamento: number;
+  consumo_real: number;
+  data: string;
+  cod_cliente: string;
+}
+
+function reading(i: number): Consumption {
+  const d = new Date(Date.UTC(2024, 2, 20) + i * 1000).toISOString();
+  return {
+    id_curral: `C${(i % 40) + 1}`,
+    id_raca: ['nelore', 'angus', 'brahman', 'senepol'][i % 4],
+    id_lote: `L${i}`,
+    peso_entrada: 280 + (i % 80),
+    peso_medio: 400 + (i % 150),
+    quantidade_animais: 20 + (i % 120),
+    dia_confinamento: 1 + (i % 110),
+    consumo_real: 10 + (i % 7),
+    data: `${d.slice(0, 10)} ${d.slice(11, 19)}`,
+    cod_cliente: String((i % 2) + 1),
+  };
+}
+
+const rows = Array.from({ length: RECORDS }, (_, i) => reading(i));
+
+async function prepare(): Promise<void> {
+  const admin = new Admin({ clientId: 'bench', bootstrapBrokers: BROKERS.split(',') });
+  try {
+    await admin.listTopics();
+  } catch (err) {
+    throw new Error(
+      `Kafka at ${BROKERS} is not reachable (${(err as Error).message}): run scripts/services.sh up`,
+    );
+  }
+  await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
+  await new Promise((r) => setTimeout(r, 500));
+  await admin.close();
+  const producer = new Producer({
+    clientId: 'bench',
+    bootstrapBrokers: BROKERS.split(','),
+    idempotent: false,
+    acks: 1,
+  });
+  for (let at = 0; at < RECORDS; at += 5000) {
+    await producer.send({
+      messages: rows.slice(at, at + 5000).map((r) => ({
+        topic,
+        key: Buffer.from(r.id_lote),
+        value: Buffer.from(JSON.stringify(r)),
+      })),
+    });
+  }
+  await producer.close();
+}
+
+async function sluice(): Promise<number> {
+  const { spec, diagnostics } = validateText(PIPELINE, readFileSync(PIPELINE, 'utf8'), {
+    KAFKA_BROKERS: BROKERS,
+    KAFKA_TOPIC: topic,
+    KAFKA_GROUP: `bench-${id}`,
+    MYSQL_URL,
+    MYSQL_TABLE: sluiceTable,
+    ERRORS_DIR: join(tmpdir(), `bench-errors-${id}`),
+  });
+  if (!spec) throw new Error(diagnostics.map((d) => d.message).join('; '));
+  const stateDir = mkdtempSync(join(tmpdir(), 'bench-mysql-'));
+  const pipeline = new Pipeline(spec, { stateDir, log: pino({ level: 'silent' }) });
+  const t0 = performance.now();
+  const done = pipeline.run();
+  const sink = () => pipeline.metrics.snapshot().stages.find((s) => s.name === 'warehouse');
+  while ((sink()?.recordsOut ?? 0) + (sink()?.errors ?? 0) < RECORDS)
+    await new Promise((r) => setTimeout(r, 5));
+  const ms = performance.now() - t0;
+  pipeline.stop('benchmark done');
+  const result = await done;
+  rmSync(stateDir, { recursive: true, force: true });
+  if (!result.ok) throw new Error(`pipeline failed: ${result.error}`);
+  if ((sink()?.errors ?? 0) > 0) throw new Error(`${sink()?.errors} rows rejected`);
+  return ms;
+}
+
+async function baseline(): Promise<number> {
+  const conn = await mysql.createConnection(MYSQL_URL);
+  const names = COLUMNS.map(([c]) => mysql.escapeId(c));
+  await conn.query(
+    `CREATE TABLE ${mysql.escapeId(baselineTable)} (${COLUMNS.map(([c, t]) => `${mysql.escapeId(c)} ${t}`).join(', ')}, PRIMARY KEY (id_treated_data))`,
+  );
+  const tuple = `(${COLUMNS.map(() => '?').join(',')})`;
+  const update = names
+    .slice(1)
+    .map((n) => `${n}=VALUES(${n})`)
+    .join(',');
+  const t0 = performance.now();
+  for (let at = 0; at < RECORDS; at += BATCH) {
+    const slice = rows.slice(at, at + BATCH);
+    const params: (string | number)[] = [];
+    const now = new Date().toISOString().replace('T', ' ').slice(0, 23);
+    for (const r of slice) {
+      params.push(
+        uuidV5(`${r.cod_cliente}|${r.id_lote}|${r.data}`),
+        r.id_curral,
+        r.id_raca,
+        r.id_lote,
+        r.peso_entrada,
+        r.peso_medio,
+        r.quantidade_animais,
+        r.dia_confinamento,
+        r.consumo_real,
+        r.peso_medio * 0.025 * r.quantidade_animais,
+        r.data,
+        r.cod_cliente,
+        now,
+      );
+    }
+    const sql = `INSERT INTO ${mysql.escapeId(baselineTable)} (${names.join(',')}) VALUES ${new Array(slice.length).fill(tuple).join(',')} ON DUPLICATE KEY UPDATE ${update}`;
+    await conn.beginTransaction();
+    await conn.execute(sql, params);
+    await conn.commit();
+  }
+  const ms = performance.now() - t0;
+  await conn.end();
+  return ms;
+}
+
+async function count(table: string): Promise<number> {
+  const conn = await mysql.createConnection(MYSQL_URL);
+  const [r] = await conn.query(`SELECT COUNT(*) AS n FROM ${mysql.escapeId(table)}`);
+  await conn.end();
+  return Number((r as { n: number }[])[0].n);
+}
+
+async function cleanup(): Promise<void> {
+  const conn = await mysql.createConnection(MYSQL_URL);
+  for (const t of [sluiceTable, baselineTable]) await conn.query(`DROP TABLE IF EXISTS ${mysql.escapeId(t)}`);
+  await conn.end();
+  const admin = new Admin({ clientId: 'bench', bootstrapBrokers: BROKERS.split(',') });
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.close();
+}
+
+await prepare();
+const rps = (ms: number) => Math.round((RECORDS / ms) * 1000);
+let baseMs = 0;
+let sluiceMs = 0;
+try {
+  baseMs = await baseline();
+  sluiceMs = await sluice();
+  const [a, b] = [await count(sluiceTable), await count(baselineTable)];
+  if (a !== RECORDS || b !== RECORDS)
+    throw new Error(`row counts differ: sluice ${a}, baseline ${b}, want ${RECORDS}`);
+} finally {
+  await cleanup();
+}
+console.log(`rows                             ${RECORDS} (13 columns, upsert, batches of ${BATCH})`);
+console.log(`baseline (mysql2 multi-row loop) ${rps(baseMs).toLocaleString('en')} rows/s`);
+console.log(
+  `sluice kafka → mysql             ${rps(sluiceMs).toLocaleString('en')} rows/s  ratio ${(baseMs / sluiceMs).toFixed(2)}`,
+);
+console.log(
+  JSON.stringify({
+    rows: RECORDS,
+    baseline_rps: rps(baseMs),
+    sluice_rps: rps(sluiceMs),
+    ratio: Number((baseMs / sluiceMs).toFixed(3)),
+  }),
+);
+process.exit(0);
