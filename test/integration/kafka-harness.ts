@@ -6,7 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { Admin } from '@platformatic/kafka';
+import { Admin, Producer } from '@platformatic/kafka';
 import pino from 'pino';
 import type { CheckpointScope } from '../../src/runtime/checkpoint.ts';
 import { MetricsRegistry } from '../../src/runtime/metrics.ts';
@@ -81,6 +81,25 @@ export async function kcatProduce(topic: string, lines: string[]): Promise<void>
     p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`kcat -P exited ${code}: ${err}`))));
     p.stdin.end(`${lines.join('\n')}\n`);
   });
+}
+
+/** Produces values in record batches of `perBatch` messages (one request each), to control batch sizes. */
+export async function produceInBatches(topic: string, values: string[], perBatch: number): Promise<void> {
+  const producer = new Producer({
+    clientId: 'sluice-test',
+    bootstrapBrokers: BROKERS.split(','),
+    acks: 1,
+    idempotent: false,
+  });
+  try {
+    for (let at = 0; at < values.length; at += perBatch) {
+      await producer.send({
+        messages: values.slice(at, at + perBatch).map((v) => ({ topic, value: Buffer.from(v) })),
+      });
+    }
+  } finally {
+    await producer.close();
+  }
 }
 
 /** Reads a whole topic with kcat: one JSON object per message with key, payload, partition, offset, headers. */

@@ -3,7 +3,9 @@
  * the test plays the pipeline (collects batches, acks when it chooses), and Kafka's own
  * ConsumerGroupCommand reads back what the group committed.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StageContext } from '../../src/stages/define.ts';
 import { type KafkaSource, kafkaSource } from '../../src/stages/sources/kafka.ts';
 import {
   BROKERS,
@@ -13,6 +15,7 @@ import {
   deleteTopic,
   endOffsets,
   kcatProduce,
+  produceInBatches,
   requireKafka,
   stageContext,
   suffix,
@@ -44,7 +47,12 @@ async function topicWith(
   return topic;
 }
 
-function source(topic: string, group: string, extra: Record<string, unknown> = {}): KafkaSource {
+function source(
+  topic: string,
+  group: string,
+  extra: Record<string, unknown> = {},
+  ctx: StageContext = stageContext(),
+): KafkaSource {
   return kafkaSource.create(
     {
       brokers: BROKERS,
@@ -59,7 +67,7 @@ function source(topic: string, group: string, extra: Record<string, unknown> = {
       drain_timeout: 5000,
       ...extra,
     } as never,
-    stageContext(),
+    ctx,
   ) as KafkaSource;
 }
 
@@ -140,6 +148,64 @@ describe('kafka source', () => {
     await running;
     await src.close();
     expect((await committedOffsets(group, topic)).get(0)).toBe(5);
+  });
+
+  it('reports lag per partition: records read but not yet acked count until they are', async () => {
+    const topic = await topicWith(2, 200);
+    const ctx = stageContext();
+    const src = source(topic, `g-${suffix()}`, {}, ctx);
+    const c = new CollectingContext();
+    c.autoAck = false;
+    const running = src.run(c.ctx);
+    await until(() => c.records.length === 200, 30_000, '200 records');
+    const lag = () => Object.values(ctx.metrics.snapshot().lagByPartition).reduce((a, b) => a + b, 0);
+    await until(() => lag() === 200, 10_000, 'lag 200 before acks');
+    expect(Object.keys(ctx.metrics.snapshot().lagByPartition).sort()).toEqual([`${topic}/0`, `${topic}/1`]);
+    expect(ctx.metrics.snapshot().lagUnit).toBe('records');
+    c.ackAll();
+    await until(() => lag() === 0, 10_000, 'lag 0 after acks');
+    c.abort.abort();
+    await running;
+    await src.close();
+  });
+
+  it('stops fetching while the pipeline is full instead of buffering the topic', async () => {
+    // Kafka hands out whole record batches, so the input comes in batches of 100.
+    const topic = `sluice-src-${suffix()}`;
+    topics.push(topic);
+    await createTopic(topic, 1);
+    await produceInBatches(
+      topic,
+      Array.from({ length: 20_000 }, (_, i) => `{"i":${i},"pad":"${randomBytes(48).toString('hex')}"}`),
+      100,
+    );
+    const src = source(topic, `g-${suffix()}`, { max_batch: 100, max_buffered: 300, fetch_max_bytes: 65536 });
+    const c = new CollectingContext();
+    let release: () => void = () => undefined;
+    const blocked = new Promise<void>((r) => {
+      release = r;
+    });
+    const ctx = c.ctx;
+    // A full pipeline: the first emit never returns until released.
+    const gated = {
+      ...ctx,
+      emit: async (...args: Parameters<typeof ctx.emit>) => {
+        await ctx.emit(...args);
+        await blocked;
+      },
+    };
+    const running = src.run(gated);
+    await until(() => c.records.length === 100, 30_000, 'first batch');
+    await new Promise((r) => setTimeout(r, 2000));
+    // One batch handed over, at most max_buffered plus one fetch response waiting: not the topic.
+    expect(c.records.length).toBe(100);
+    expect(src.buffered).toBeGreaterThan(0);
+    expect(src.buffered).toBeLessThan(2_000);
+    release();
+    await until(() => c.records.length === 20_000, 30_000, 'the rest once released');
+    c.abort.abort();
+    await running;
+    await src.close();
   });
 
   it('hands partitions over in a rebalance: the leaving member drains and commits, nothing is lost', async () => {

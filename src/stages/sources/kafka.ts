@@ -104,7 +104,8 @@ const options = Type.Object({
     Type.Integer({
       minimum: 1,
       default: 2000,
-      description: 'Records read ahead of the pipeline; past this the consumer stops fetching (backpressure)',
+      description:
+        'Records read ahead of the pipeline; past this the consumer stops fetching (backpressure). One fetch more may wait beside them: Kafka returns whole producer batches',
     }),
   ),
 });
@@ -180,6 +181,11 @@ export class KafkaSource implements Source {
   /** Partitions this member owns in the current generation, as `topic/partition`. */
   get assigned(): string[] {
     return [...this.owned.values()].map((s) => `${s.topic}/${s.partition}`);
+  }
+
+  /** Records fetched but not yet handed to the pipeline (bounded by max_buffered plus one fetch). */
+  get buffered(): number {
+    return this.stream?.readableLength ?? 0;
   }
 
   async run(ctx: SourceContext): Promise<void> {
@@ -431,6 +437,7 @@ export class KafkaSource implements Source {
   }
 
   private async updateLag(): Promise<void> {
+    this.metrics.gauge('buffered', this.buffered);
     const consumer = this.consumer;
     if (!consumer || this.owned.size === 0 || !this.ready) return;
     try {
