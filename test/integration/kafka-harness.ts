@@ -12,28 +12,17 @@ import type { CheckpointScope } from '../../src/runtime/checkpoint.ts';
 import { MetricsRegistry } from '../../src/runtime/metrics.ts';
 import type { RecordInit } from '../../src/runtime/record.ts';
 import type { SourceContext, StageContext } from '../../src/stages/define.ts';
+import { kafkaBrokers, kafkaLibs, requireService } from './services.ts';
 
 const run = promisify(execFile);
 
-export const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
-export const UP_HINT = 'run `scripts/services.sh up` (or set KAFKA_BROKERS to a reachable broker)';
+export const BROKERS = kafkaBrokers();
 
 export const suffix = (): string => randomBytes(4).toString('hex');
 
+/** Fails (never skips) when the broker is down, with the hint to start it. */
 export async function requireKafka(): Promise<void> {
-  const admin = new Admin({
-    clientId: 'sluice-test',
-    bootstrapBrokers: BROKERS.split(','),
-    timeout: 5000,
-    retries: 1,
-  });
-  try {
-    await admin.listTopics();
-  } catch (err) {
-    throw new Error(`Kafka at ${BROKERS} is not reachable (${(err as Error).message}): ${UP_HINT}`);
-  } finally {
-    await admin.close().catch(() => undefined);
-  }
+  await requireService('kafka');
 }
 
 export async function createTopic(name: string, partitions: number): Promise<void> {
@@ -129,7 +118,7 @@ export async function endOffsets(topic: string, partitions: number): Promise<num
 
 /** Committed group offsets per partition, from Kafka's own ConsumerGroupCommand. */
 export async function committedOffsets(group: string, topic: string): Promise<Map<number, number>> {
-  const libs = process.env.KAFKA_LIBS ?? `${process.env.HOME}/.cache/sluice/kafka-4.1.2/libs`;
+  const libs = kafkaLibs();
   const { stdout } = await run(
     'java',
     [

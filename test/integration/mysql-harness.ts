@@ -10,11 +10,11 @@ import { AckGroup } from '../../src/runtime/ack.ts';
 import { MetricsRegistry } from '../../src/runtime/metrics.ts';
 import type { SluiceRecord } from '../../src/runtime/record.ts';
 import type { SinkBatch, StageContext } from '../../src/stages/define.ts';
+import { mysqlUrl, requireService } from './services.ts';
 
 const run = promisify(execFile);
 
-export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/fazendas';
-export const UP_HINT = 'run `scripts/services.sh up` (or set MYSQL_URL to a reachable server)';
+export const MYSQL_URL = mysqlUrl();
 
 export const suffix = (): string => randomBytes(4).toString('hex');
 
@@ -42,14 +42,9 @@ export async function sql(statement: string): Promise<string[][]> {
     .map((l) => l.split('\t'));
 }
 
+/** Fails (never skips) when MariaDB is down, with the hint to start it. */
 export async function requireMysql(): Promise<void> {
-  try {
-    await sql('SELECT 1');
-  } catch (err) {
-    throw new Error(
-      `MariaDB at ${new URL(MYSQL_URL).host} is not reachable (${(err as Error).message.split('\n')[0]}): ${UP_HINT}`,
-    );
-  }
+  await requireService('mysql');
 }
 
 export function sinkContext(name = 'warehouse'): StageContext {
