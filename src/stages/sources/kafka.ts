@@ -307,10 +307,7 @@ export class KafkaSource implements Source {
       if (moved) this.scheduleCommit();
       if (this.inflightWaiters.size > 0) for (const w of this.inflightWaiters) w();
     };
-    const aborted = new Promise<void>((resolve) => {
-      if (ctx.signal.aborted) resolve();
-      else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    const aborted = this.abortedOf(ctx.signal);
     for (const f of failed) await Promise.race([ctx.fail(f.init, f.reason, settle), aborted]);
     if (records.length > 0) await Promise.race([ctx.emit(records, settle), aborted]);
   }
@@ -472,6 +469,20 @@ export class KafkaSource implements Source {
     } finally {
       await admin.close().catch(() => undefined);
     }
+  }
+
+  private aborted: { signal: AbortSignal; promise: Promise<void> } | undefined;
+
+  /** One promise per run that settles on abort (one listener, not one per batch). */
+  private abortedOf(signal: AbortSignal): Promise<void> {
+    if (this.aborted?.signal !== signal) {
+      const promise = new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      this.aborted = { signal, promise };
+    }
+    return this.aborted.promise;
   }
 
   private poke(): void {
