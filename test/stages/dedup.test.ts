@@ -1,4 +1,7 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { uuidV5 } from '../../src/expr/uuid.ts';
 import { AckGroup } from '../../src/runtime/ack.ts';
 import { dedupTransform, LruTtl } from '../../src/stages/transforms/dedup.ts';
 import { buildPipeline, collectingSink, MemoryCheckpointStore, stageMetrics } from '../runtime/helpers.ts';
@@ -113,5 +116,25 @@ sinks:
     expect(dups).toBeGreaterThan(500);
     expect(ids.length + dups).toBe(5000);
     expect(store.saved.at(-1)?.positions.generate).toBe('4999');
+  });
+
+  it('keeps keys flat: a concatenated 36-character key costs about 100 bytes, not the 400 of its rope', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const lru = new LruTtl(1_000_000, HOUR);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 100_000; i++) lru.remember(uuidV5(`k${i}`), 0);
+    gc();
+    const perKey = (process.memoryUsage().heapUsed - before) / 100_000;
+    expect(lru.size).toBe(100_000);
+    expect(perKey).toBeLessThan(200);
+  });
+
+  it('keys that differ only in lone surrogates stay distinct', () => {
+    const lru = new LruTtl(10, HOUR);
+    lru.remember('\uD800 a long enough key', 0);
+    expect(lru.seen('\uD801 a long enough key', 0)).toBe(false);
+    expect(lru.seen('\uD800 a long enough key', 0)).toBe(true);
   });
 });

@@ -6,6 +6,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { compile } from '../../expr/index.ts';
+import type { AckGroup } from '../../runtime/ack.ts';
 import { Duration, Expr } from '../../spec/types.ts';
 import { defineTransform } from '../define.ts';
 
@@ -49,6 +50,9 @@ export const dedupTransform = defineTransform({
     return {
       process(records, out) {
         const now = Date.now();
+        // Keys passed on, per ack group (usually one per batch): forgotten if the group fails.
+        let group: AckGroup | undefined;
+        let passed: string[] = [];
         for (const r of records) {
           let k: unknown;
           try {
@@ -64,7 +68,15 @@ export const dedupTransform = defineTransform({
           }
           cache.remember(text, now);
           // Forget the key if this record never becomes durable, so its redelivery passes.
-          r.ack.onFailure(() => cache.forget(text));
+          if (r.ack !== group) {
+            group = r.ack;
+            const keys: string[] = [];
+            passed = keys;
+            group.onFailure(() => {
+              for (const k of keys) cache.forget(k);
+            });
+          }
+          passed.push(text);
           out.push(r);
         }
       },
@@ -77,11 +89,31 @@ function keyText(k: unknown): string {
   return JSON.stringify(k, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) ?? 'null';
 }
 
-/** A Map keeps insertion order: re-inserting on touch makes the first entry the least recently used. */
+/**
+ * Keys built by concatenation (uuid_v5, `a + "|" + b`) are ropes in V8: trees of the pieces,
+ * about 400 bytes for a 36-character id against 100 for the flat text. The map keeps flat
+ * copies so that `max_keys` bounds memory as documented.
+ */
+function flat(key: string): string {
+  // A lone surrogate would not survive the UTF-8 round trip: such keys stay as they are.
+  return key.length > 12 && (key as WellFormed).isWellFormed()
+    ? Buffer.from(key, 'utf8').toString('utf8')
+    : key;
+}
+
+/** ES2024 `String.prototype.isWellFormed` (Node ≥ 20), beyond the compiler's ES2023 lib. */
+type WellFormed = string & { isWellFormed(): boolean };
+
+/**
+ * A Map keeps insertion order: re-inserting on touch makes the first entry the least recently
+ * used. Times are stored relative to the map's creation so they stay small integers (no boxed
+ * number per key).
+ */
 export class LruTtl {
   private readonly map = new Map<string, number>();
   private readonly maxKeys: number;
   private readonly ttl: number;
+  private readonly base = Date.now();
   evictions = 0;
 
   constructor(maxKeys: number, ttl: number) {
@@ -92,7 +124,7 @@ export class LruTtl {
   seen(key: string, now: number): boolean {
     const at = this.map.get(key);
     if (at === undefined) return false;
-    if (now - at > this.ttl) {
+    if (now - this.base - at > this.ttl) {
       this.map.delete(key);
       return false;
     }
@@ -102,7 +134,7 @@ export class LruTtl {
   }
 
   remember(key: string, now: number): void {
-    this.map.set(key, now);
+    this.map.set(flat(key), now - this.base);
     if (this.map.size > this.maxKeys) {
       const oldest = this.map.keys().next().value as string;
       this.map.delete(oldest);
