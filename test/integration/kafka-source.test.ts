@@ -208,6 +208,12 @@ describe('kafka source', () => {
     await src.close();
   });
 
+  it('fails clearly when a topic does not exist', async () => {
+    const missing = `missing-${suffix()}`;
+    const src = source(missing, `g-${suffix()}`);
+    await expect(src.run(new CollectingContext().ctx)).rejects.toThrow(`topic '${missing}' does not exist`);
+  });
+
   it('hands partitions over in a rebalance: the leaving member drains and commits, nothing is lost', async () => {
     const topic = await topicWith(3, 600);
     const group = `g-${suffix()}`;

@@ -217,12 +217,24 @@ export class KafkaSource implements Source {
       this.poke();
     });
 
-    const stream = await consumer.consume({
-      topics: this.topics,
-      mode: 'committed',
-      fallbackMode: o.start ?? 'latest',
-      autocommit: false,
-    });
+    let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
+    try {
+      stream = await consumer.consume({
+        topics: this.topics,
+        mode: 'committed',
+        fallbackMode: o.start ?? 'latest',
+        autocommit: false,
+      });
+    } catch (err) {
+      await consumer.close(true).catch(() => undefined);
+      const message = kafkaErrorMessage(err);
+      if (/unknown topic/i.test(message)) {
+        throw new Error(
+          `kafka: topic ${this.topics.map((t) => `'${t}'`).join(', ')} does not exist (${message})`,
+        );
+      }
+      throw new Error(`kafka: cannot join group '${o.group}' at ${String(o.brokers)}: ${message}`);
+    }
     this.stream = stream;
     stream.on('error', (err: Error) => {
       this.failure ??= err;
