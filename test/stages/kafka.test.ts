@@ -57,3 +57,11 @@ describe('kafka stage checks', () => {
     expect(reports(check, { brokers: 'b', topic: 't', acks: 'leader' })).toEqual([]);
   });
 });
+
+describe('kafka sink batching', () => {
+  it('keeps one batch in flight unless told records need no order', () => {
+    const policy = kafkaSink.batching as (o: never) => { maxInFlight?: number };
+    expect(policy({ brokers: 'b', topic: 't' } as never).maxInFlight).toBe(1);
+    expect(policy({ brokers: 'b', topic: 't', ordered: false } as never).maxInFlight).toBeUndefined();
+  });
+});

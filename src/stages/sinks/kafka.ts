@@ -81,6 +81,13 @@ const options = Type.Object({
   client_id: Type.Optional(
     Type.String({ minLength: 1, description: 'Client id; default sluice-<pipeline>-<stage>' }),
   ),
+  ordered: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'Keep the order of records with the same key (one batch in flight at a time); false lets max_in_flight batches overlap',
+    }),
+  ),
   create_topic: Type.Optional(
     Type.Object(
       {
@@ -115,7 +122,11 @@ export const kafkaSink = defineSink({
       report(['idempotent'], 'schema-value', 'an idempotent producer needs acks: all');
     }
   },
-  batching: { defaults: { max_records: 1000, max_bytes: 1024 * 1024, max_age: 10 } },
+  // One write at a time unless `ordered: false`: a retried batch must not land after a later one.
+  batching: (o) => ({
+    defaults: { max_records: 1000, max_bytes: 1024 * 1024, max_age: 10 },
+    ...(o.ordered === false ? {} : { maxInFlight: 1 }),
+  }),
   create: (opts, ctx) => new KafkaSink(opts, ctx),
 });
 
