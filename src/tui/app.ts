@@ -447,10 +447,7 @@ function footer(width: number, quitting: boolean, errors: number, hasSelection: 
   if (quitting)
     return [
       {
-        text: clip(
-          'stopping: draining in-flight records, writing checkpoints…  (q again: exit at once)',
-          width,
-        ),
+        text: clip('stopping: draining in-flight records, writing checkpoints…  q again: exit now', width),
         color: 'yellow',
       },
     ];

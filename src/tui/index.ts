@@ -6,6 +6,7 @@
  * is printed on the normal screen, where it stays in the scrollback.
  */
 import { writeSync } from 'node:fs';
+import { extname } from 'node:path';
 import { format } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
@@ -97,7 +98,9 @@ const RESTORE = '\u001b[?1049l\u001b[?25h';
 
 function startInWorker(opts: TuiOptions, interval: number, color: boolean): Tui {
   const input: WorkerInput = { first: opts.snapshot(), color };
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input, stdout: false });
+  // Beside this module, with its extension (.ts when run from source, .js when built).
+  const entry = new URL(`./worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+  const worker = new Worker(entry, { workerData: input, stdout: false });
   worker.unref();
   const send = (m: ToWorker): void => worker.postMessage(m);
   let ready = false;

@@ -70,9 +70,12 @@ describe('startTui', () => {
       color: false,
       patchConsole: false, // the test runner owns console
     });
-    await sleep(1100);
-    expect(calls).toBeGreaterThanOrEqual(4);
-    expect(calls).toBeLessThanOrEqual(6);
+    // The screen module loads on demand; wait for the first frame, then count polls.
+    for (let i = 0; i < 100 && !screen.text.includes('└─enriched'); i++) await sleep(50);
+    const before = calls;
+    await sleep(2000);
+    expect(calls - before).toBeGreaterThanOrEqual(5);
+    expect(calls - before).toBeLessThanOrEqual(9);
     expect(keys.raw).toBe(true);
     // The live view draws on the alternate screen.
     expect(screen.text).toContain('\u001b[?1049h');
