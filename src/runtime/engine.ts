@@ -257,6 +257,7 @@ export class Pipeline {
 
   private async runSource(node: SourceNode): Promise<void> {
     const { spec, metrics } = node;
+    let lastYield = performance.now();
     const toRecord = (r: RecordInit, ack: AckGroup): SluiceRecord => ({
       value: r.value,
       meta: r.meta ?? {},
@@ -285,6 +286,12 @@ export class Pipeline {
         this.produced += inits.length;
         metrics.sent(inits.length, bytes);
         await this.publish(spec.name, batch, metrics);
+        // Channels hand batches over through promises alone; a source that never waits on I/O
+        // would starve timers (buffer max_age, checkpoint flushes, metrics, --exit-idle).
+        if (performance.now() - lastYield > 20) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
       },
       fail: async (input, reason, onAck) => {
         this.produced++;
