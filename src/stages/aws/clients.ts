@@ -18,7 +18,10 @@ export interface AwsClientConfig {
   maxAttempts: number;
 }
 
-export function awsClientConfig(opts: AwsStageOptions, extra?: { forcePathStyle?: boolean }): AwsClientConfig {
+export function awsClientConfig(
+  opts: AwsStageOptions,
+  extra?: { forcePathStyle?: boolean },
+): AwsClientConfig {
   const endpoint = opts.endpoint ?? process.env.AWS_ENDPOINT_URL;
   const config: AwsClientConfig = {
     region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
