@@ -137,4 +137,41 @@ sinks:
     expect(lru.seen('\uD801 a long enough key', 0)).toBe(false);
     expect(lru.seen('\uD800 a long enough key', 0)).toBe(true);
   });
+
+  it('evicts in least-recently-used order under random use, like a reference model', () => {
+    const lru = new LruTtl(50, HOUR);
+    const model: string[] = []; // least recently used first
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    for (let step = 0; step < 20_000; step++) {
+      const key = `key-number-${Math.floor(rand() * 120)}`;
+      const inModel = model.indexOf(key);
+      expect(lru.seen(key, 0)).toBe(inModel >= 0);
+      if (inModel >= 0) {
+        model.splice(inModel, 1);
+        model.push(key);
+      } else {
+        lru.remember(key, 0);
+        model.push(key);
+        if (model.length > 50) model.shift();
+      }
+      if (rand() < 0.01 && model.length > 0) {
+        const gone = model.splice(Math.floor(rand() * model.length), 1)[0];
+        lru.forget(gone);
+      }
+    }
+    expect(lru.size).toBe(model.length);
+  });
+
+  it('an eviction costs the same however many came before it', () => {
+    const lru = new LruTtl(100_000, HOUR);
+    const t0 = performance.now();
+    for (let i = 0; i < 400_000; i++) lru.remember(`some-key-${i}-padding`, 0);
+    expect(lru.evictions).toBe(300_000);
+    // Linear: well under a second on any machine; quadratic (rescanning deleted entries), minutes.
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  });
 });

@@ -114,6 +114,7 @@ export class LruTtl {
   private readonly maxKeys: number;
   private readonly ttl: number;
   private readonly base = Date.now();
+  private oldest: MapIterator<string> = this.map.keys();
   evictions = 0;
 
   constructor(maxKeys: number, ttl: number) {
@@ -136,8 +137,15 @@ export class LruTtl {
   remember(key: string, now: number): void {
     this.map.set(flat(key), now - this.base);
     if (this.map.size > this.maxKeys) {
-      const oldest = this.map.keys().next().value as string;
-      this.map.delete(oldest);
+      // One iterator for the map's life: everything before it was evicted, so its next entry is
+      // the oldest. A fresh `keys()` per eviction would step over every deleted entry still in
+      // the table, which made each eviction cost O(evictions so far).
+      let next = this.oldest.next();
+      if (next.done) {
+        this.oldest = this.map.keys();
+        next = this.oldest.next();
+      }
+      this.map.delete(next.value as string);
       this.evictions++;
     }
   }
