@@ -408,6 +408,8 @@ cmd_up() {
       else
         log "$name already answering at $(service_addr "$name") (not started by this script)"
       fi
+      # What the tests expect inside the service (the `fazendas` database) may still be missing.
+      after_ready "$name"
     elif pid="$(our_pid "$name")"; then
       local was
       was="$(cat "$STATE/$name/port" 2>/dev/null || true)"
