@@ -201,16 +201,30 @@ export class SnsSink implements Sink {
       }),
     );
     const byId = new Map(chunk.map((c) => [c.entry.Id, c.index]));
+    const reported = new Set<string | undefined>();
     for (const f of out.Failed ?? []) {
       const index = byId.get(f.Id);
       if (index === undefined) continue;
+      reported.add(f.Id);
       failed.push({
         index,
         reason: `sns ${f.Code ?? 'error'}: ${f.Message ?? ''}`.trim(),
         retryable: f.SenderFault !== true,
       });
     }
-    return out.Successful?.length ?? chunk.length - (out.Failed?.length ?? 0);
+    if (!out.Successful) return chunk.length - reported.size;
+    // An entry SNS lists neither as published nor as failed is not known to be published: retry it.
+    for (const s of out.Successful) reported.add(s.Id);
+    for (const c of chunk) {
+      if (!reported.has(c.entry.Id)) {
+        failed.push({
+          index: c.index,
+          reason: 'sns did not report this entry as published',
+          retryable: true,
+        });
+      }
+    }
+    return out.Successful.length;
   }
 
   private entry(r: SluiceRecord, index: number): Entry {
