@@ -369,11 +369,19 @@ export class Pipeline {
     // Flushes started by a buffer's age timer, possibly still waiting for a write slot.
     const byAge = new Set<Promise<void>>();
     let seq = 0;
+    // Records held across all partition buffers: bounded so many partitions cannot add up to
+    // unbounded memory; past the bound the largest buffer is flushed early.
+    let buffered = 0;
+    const maxBuffered = Math.max(
+      batching.max_records,
+      batching.max_total_records ?? DEFAULT_MAX_TOTAL_RECORDS,
+    );
 
     const dispatch = async (key: string): Promise<void> => {
       const buf = buffers.get(key);
       if (!buf) return;
       buffers.delete(key);
+      buffered -= buf.records.length;
       if (buf.timer) clearTimeout(buf.timer);
       while (inFlight.size >= node.maxInFlight) await Promise.race(inFlight);
       const batch: SinkBatch = {
@@ -416,8 +424,10 @@ export class Pipeline {
         }
         buf.records.push(r);
         buf.bytes += r.size;
+        buffered++;
         if (buf.records.length >= batching.max_records || buf.bytes >= batching.max_bytes)
           await dispatch(key);
+        else if (buffered > maxBuffered) await dispatch(largestBuffer(buffers));
       }
     }
     for (const key of [...buffers.keys()]) await dispatch(key);
@@ -548,6 +558,21 @@ export class Pipeline {
         : `records failed and ${spec.name}.errors is not wired: counted; further errors of this kind are only counted`,
     );
   }
+}
+
+/** Default bound on records held across the partition buffers of one sink. */
+const DEFAULT_MAX_TOTAL_RECORDS = 50_000;
+
+function largestBuffer(buffers: Map<string, { records: SluiceRecord[] }>): string {
+  let best = '';
+  let size = -1;
+  for (const [key, buf] of buffers) {
+    if (buf.records.length > size) {
+      size = buf.records.length;
+      best = key;
+    }
+  }
+  return best;
 }
 
 function sumBytes(batch: SluiceRecord[]): number {

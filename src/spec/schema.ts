@@ -47,6 +47,11 @@ export const BufferSchema = Type.Object(
     max_records: Type.Integer({ minimum: 1, description: 'Flush when the buffer holds this many records' }),
     max_bytes: Size({ description: 'Flush when the buffer holds this many bytes', examples: ['5MiB'] }),
     max_age: Duration({ description: 'Flush a buffer this long after its first record', examples: ['60s'] }),
+    max_total_records: Type.Integer({
+      minimum: 1,
+      description:
+        'Records held across all partition buffers of the sink (default 50000, at least max_records); past it the largest buffer is flushed early, so many partitions cannot exhaust memory',
+    }),
   },
   {
     additionalProperties: false,
@@ -85,7 +90,7 @@ export const RuntimeSettings = Type.Object(
     channel_capacity: Type.Integer({
       minimum: 1,
       maximum: 65536,
-      default: 16,
+      default: 4,
       description: 'Batches a channel between two stages holds before its writer waits',
     }),
     batch_size: Type.Integer({

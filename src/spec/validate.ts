@@ -30,7 +30,7 @@ export interface StageSpec {
   from: string[];
   onError: 'continue' | 'stop';
   retry: { max_attempts: number; backoff: number; max_backoff: number };
-  buffer: { max_records?: number; max_bytes?: number; max_age?: number };
+  buffer: { max_records?: number; max_bytes?: number; max_age?: number; max_total_records?: number };
   maxInFlight: number;
 }
 

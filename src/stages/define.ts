@@ -105,6 +105,8 @@ export interface Batching {
   max_records: number;
   max_bytes: number;
   max_age: number;
+  /** Records held across all partition buffers of the sink before the largest is flushed early. */
+  max_total_records?: number;
 }
 
 export interface SinkBatchingPolicy {
