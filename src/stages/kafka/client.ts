@@ -1,20 +1,13 @@
 /**
  * What the Kafka source and sink share: the broker option, client ids, base client options
- * for `@platformatic/kafka` (a maintained pure-JS client: no native download, Node 22+), a
- * consumer that knows when a fetch is in flight, and one-line error messages.
+ * for `@platformatic/kafka` (a maintained pure-JS client: no native download, Node 22+) and
+ * one-line error messages.
+ *
+ * Nothing here loads the client: it is most of the stage registry's import time, so only
+ * `runtime.ts` imports its values, and the stages import that when they start.
  */
-import {
-  type CallbackWithPromise,
-  Consumer,
-  type ConsumerOptions,
-  type FetchOptions,
-  MultipleErrors,
-} from '@platformatic/kafka';
 import { Type } from '@sinclair/typebox';
 import type { StageContext } from '../define.ts';
-
-/** The client does not export its fetch response type by a stable name. */
-type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
 
 export const BrokersOption = Type.Union(
   [Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })],
@@ -63,65 +56,16 @@ export function baseClientOptions(
 }
 
 /**
- * A consumer that counts its fetch requests in flight. A rebalance waits for them to finish
- * so no fetch issued for the old assignment lands after the new one took effect (its records
- * would carry offsets the new generation did not ask for).
+ * One line from a client error, including the nested causes `MultipleErrors` hides (it is an
+ * `AggregateError`).
  */
-export class FetchTrackingConsumer extends Consumer {
-  private inflightFetches = 0;
-  private idleWaiters: (() => void)[] = [];
-
-  constructor(options: ConsumerOptions<Buffer, Buffer, Buffer, Buffer>) {
-    super(options);
-  }
-
-  override fetch(
-    options: FetchOptions<Buffer, Buffer, Buffer, Buffer>,
-    callback: CallbackWithPromise<FetchResponse>,
-  ): void;
-  override fetch(options: FetchOptions<Buffer, Buffer, Buffer, Buffer>): Promise<FetchResponse>;
-  override fetch(
-    options: FetchOptions<Buffer, Buffer, Buffer, Buffer>,
-    callback?: CallbackWithPromise<FetchResponse>,
-  ): undefined | Promise<FetchResponse> {
-    this.inflightFetches++;
-    const done = (): void => {
-      this.inflightFetches--;
-      if (this.inflightFetches === 0) for (const w of this.idleWaiters.splice(0)) w();
-    };
-    if (!callback) {
-      return super.fetch(options).finally(done);
-    }
-    super.fetch(options, (error, response) => {
-      try {
-        callback(error, response as FetchResponse);
-      } finally {
-        done();
-      }
-    });
-    return undefined;
-  }
-
-  get fetchesInFlight(): number {
-    return this.inflightFetches;
-  }
-
-  /** Resolves once no fetch is in flight (at once when none is). */
-  fetchesIdle(): Promise<void> {
-    if (this.inflightFetches === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-}
-
-/** One line from a client error, including the nested causes `MultipleErrors` hides. */
 export function kafkaErrorMessage(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const parts: string[] = [];
   const seen = new Set<string>();
   const visit = (e: Error, depth: number): void => {
     if (depth > 4) return;
-    const inner =
-      e instanceof MultipleErrors || e instanceof AggregateError ? (e as AggregateError).errors : [];
+    const inner: unknown[] = e instanceof AggregateError ? e.errors : [];
     if (inner.length === 0 || !/failed|Multiple/i.test(e.message)) {
       if (!seen.has(e.message)) {
         seen.add(e.message);

@@ -6,7 +6,7 @@
  * and other producers agree on where a key lives; keyless records rotate over partitions,
  * one partition per batch, which keeps produce requests large.
  */
-import { Admin, murmur2, ProduceAcks, Producer } from '@platformatic/kafka';
+import type { Producer } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { CompiledExpr } from '../../expr/index.ts';
@@ -130,8 +130,6 @@ export const kafkaSink = defineSink({
   create: (opts, ctx) => new KafkaSink(opts, ctx),
 });
 
-const ACKS = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE } as const;
-
 interface Outgoing {
   topic: string;
   key?: Buffer;
@@ -149,6 +147,8 @@ export class KafkaSink implements Sink {
   private readonly keyExpr: CompiledExpr | undefined;
   private readonly headerExprs: [Buffer, CompiledExpr][];
   private producer: Producer | undefined;
+  /** The client's murmur2 (Java clients' key hash), set by open() with the producer. */
+  private hashKey: ((key: Buffer) => number) | undefined;
   /** Keyless records of one batch share a partition; batches rotate. */
   private rotation = 0;
 
@@ -168,6 +168,9 @@ export class KafkaSink implements Sink {
   async open(): Promise<void> {
     const acks = this.opts.acks ?? 'all';
     const idempotent = (this.opts.idempotent ?? true) && acks === 'all';
+    // The client loads here, not with the stage registry (see ../kafka/runtime.ts).
+    const { ACKS, murmur2, Producer } = await import('../kafka/runtime.ts');
+    this.hashKey = murmur2;
     this.producer = new Producer({
       ...baseClientOptions(this.opts.brokers, this.clientId),
       idempotent,
@@ -190,6 +193,7 @@ export class KafkaSink implements Sink {
     topic: string,
     spec: { partitions: number; replication_factor?: number },
   ): Promise<void> {
+    const { Admin } = await import('../kafka/runtime.ts');
     const admin = new Admin({ ...baseClientOptions(this.opts.brokers, `${this.clientId}-admin`) });
     try {
       const existing = await admin.listTopics();
@@ -221,7 +225,8 @@ export class KafkaSink implements Sink {
 
   async write(batch: SinkBatch): Promise<WriteResult> {
     const producer = this.producer;
-    if (!producer) throw new StageError('kafka sink used before open()');
+    const hashKey = this.hashKey;
+    if (!producer || !hashKey) throw new StageError('kafka sink used before open()');
     const started = Date.now();
     const failed: RecordFailure[] = [];
     const messages: Outgoing[] = [];
@@ -247,7 +252,7 @@ export class KafkaSink implements Sink {
       try {
         await producer.send({
           messages,
-          partitioner: (_m, key) => (key ? murmur2(key) & 0x7fffffff : sticky),
+          partitioner: (_m, key) => (key ? hashKey(key) & 0x7fffffff : sticky),
         });
       } catch (err) {
         throw new StageError(`kafka: produce failed: ${kafkaErrorMessage(err)}`, {

@@ -13,7 +13,6 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Message, MessagesStream } from '@platformatic/kafka';
-import { Admin } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import { ContiguousTracker } from '../../runtime/ack.ts';
@@ -21,14 +20,8 @@ import type { StageMetrics } from '../../runtime/metrics.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { Duration, Size } from '../../spec/types.ts';
 import { defineSource, type Source, type SourceContext, type StageContext } from '../define.ts';
-import {
-  BrokersOption,
-  baseClientOptions,
-  clientIdFor,
-  FetchTrackingConsumer,
-  kafkaErrorMessage,
-  sleep,
-} from '../kafka/client.ts';
+import { BrokersOption, baseClientOptions, clientIdFor, kafkaErrorMessage, sleep } from '../kafka/client.ts';
+import type { FetchTrackingConsumer } from '../kafka/runtime.ts';
 
 const options = Type.Object({
   brokers: BrokersOption,
@@ -193,6 +186,8 @@ export class KafkaSource implements Source {
     const sessionTimeout = o.session_timeout ?? 10_000;
     const drainTimeout = o.drain_timeout ?? 15_000;
     const base = baseClientOptions(o.brokers, this.clientId);
+    // The client loads here, not with the stage registry (see ../kafka/runtime.ts).
+    const { FetchTrackingConsumer } = await import('../kafka/runtime.ts');
     this.topics = await this.resolveTopics(base);
     const consumer = new FetchTrackingConsumer({
       ...base,
@@ -471,6 +466,7 @@ export class KafkaSource implements Source {
   private async resolveTopics(base: ReturnType<typeof baseClientOptions>): Promise<string[]> {
     if (this.opts.topics) return [...this.opts.topics];
     const pattern = new RegExp(this.opts.topic_pattern ?? '.^');
+    const { Admin } = await import('../kafka/runtime.ts');
     const admin = new Admin({ ...base, clientId: `${base.clientId}-admin` });
     try {
       const all = await admin.listTopics();
