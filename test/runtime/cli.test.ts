@@ -133,7 +133,7 @@ describe('sluice run (child process)', () => {
   it('kill -9 mid-run, then a restart: no record lost, no partial file, checkpoint still valid', async () => {
     const dir = tempDir();
     const COUNT = 20_000;
-    const { spec, out, state } = writeSpec(dir, 'killed', COUNT, 8000);
+    const { spec, out, state } = writeSpec(dir, 'killed', COUNT, 2000);
     const first = sluice([spec, '--no-tui', '--state-dir', state, '--metrics-interval', '10s']);
     await until(
       () => existsSync(join(state, 'killed.checkpoint.json')) && lake(out).files.length >= 3,
