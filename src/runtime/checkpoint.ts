@@ -102,6 +102,7 @@ export class BufferedScope implements CheckpointScope {
   private readonly source: string;
   private pending: Positions = {};
   private dirty = false;
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(store: CheckpointStore, source: string) {
     this.store = store;
@@ -117,7 +118,14 @@ export class BufferedScope implements CheckpointScope {
     this.dirty = true;
   }
 
-  async flush(): Promise<void> {
+  /** Flushes run one after another, so an older position can never be written after a newer one. */
+  flush(): Promise<void> {
+    const next = this.flushing.catch(() => undefined).then(() => this.flushNow());
+    this.flushing = next;
+    return next;
+  }
+
+  private async flushNow(): Promise<void> {
     if (!this.dirty) return;
     const positions = this.pending;
     this.pending = {};
