@@ -81,6 +81,8 @@ export class Pipeline {
   private readonly loggedErrorKinds = new Set<string>();
   private fatal: string | undefined;
   private stopping = false;
+  /** Starts the shutdown_timeout clock once a stop is requested. */
+  private armDeadline: (() => void) | undefined;
   private produced = 0;
   private readonly stopped = new AbortController();
 
@@ -158,6 +160,7 @@ export class Pipeline {
       this.metrics.state = 'draining';
     this.log.info({ reason }, 'stopping: draining in-flight records');
     for (const s of this.sources) s.abort.abort();
+    this.armDeadline?.();
   }
 
   private fail(message: string): void {
@@ -215,15 +218,8 @@ export class Pipeline {
   /** Resolves shutdown_timeout after a stop was requested (never when the pipeline ends on its own). */
   private drainDeadline(): Promise<void> {
     return new Promise((resolve) => {
-      const arm = () => setTimeout(resolve, this.spec.runtime.shutdown_timeout).unref();
-      const poll = setInterval(() => {
-        if (this.stopping) {
-          clearInterval(poll);
-          arm();
-        }
-        if (this.stopped.signal.aborted) clearInterval(poll);
-      }, 50);
-      poll.unref();
+      this.armDeadline = () => setTimeout(resolve, this.spec.runtime.shutdown_timeout).unref();
+      if (this.stopping) this.armDeadline();
     });
   }
 
