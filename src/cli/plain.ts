@@ -1,19 +1,6 @@
 /** Plain metric output when no screen UI runs: one line per stage per interval, a totals table at exit. */
 import type { PipelineSnapshot, StageSnapshot } from '../runtime/metrics.ts';
-
-export function humanCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n));
-}
-
-export function humanBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${Math.round(n)} B`;
-}
+import { humanBytes, humanCount } from '../tui/format.ts';
 
 export function plainLines(prev: PipelineSnapshot | undefined, cur: PipelineSnapshot): string[] {
   const dt = prev ? (cur.at - prev.at) / 1000 : (cur.at - cur.startedAt) / 1000;
