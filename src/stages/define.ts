@@ -85,11 +85,22 @@ export interface RecordFailure {
   /** Index into `batch.records`. */
   index: number;
   reason: string;
-  /** False when retrying cannot help (a row the database rejects): goes straight to the error output. */
+  /**
+   * true: transient (the destination is unreachable, slow, throttling, restarting): the runtime
+   * retries the record with backoff until it succeeds (or `retry` caps it) and holds it meanwhile,
+   * which backs pressure up to the source. false: permanent for this record (the destination
+   * rejects it, it is too large, it cannot be encoded): it goes to `<sink>.errors` or the dead
+   * letters at once, and the rest of the batch goes on.
+   */
   retryable: boolean;
 }
 
-/** Returned by `write`: nothing, or the records that did not make it. Throwing fails the whole batch. */
+/**
+ * Returned by `write`: nothing, or the records that did not make it. Throwing fails the whole
+ * batch: a `StageError` with `retryable: false`, or an encoding error (RangeError, TypeError),
+ * makes the runtime split the batch until the records that fail are alone; any other error is
+ * transient and the whole batch is retried.
+ */
 export type WriteResult = undefined | { failed: RecordFailure[] };
 
 export interface Sink {
@@ -166,7 +177,11 @@ export class NotImplementedError extends Error {
   }
 }
 
-/** An error a stage raises on purpose; `retryable: false` sends records straight to the error output. */
+/**
+ * An error a stage raises on purpose. `retryable: true` (the default) means transient: retried
+ * until it succeeds. `retryable: false` means permanent for the records concerned: they go to the
+ * error output (a whole-batch one is first split to find which records fail).
+ */
 export class StageError extends Error {
   readonly retryable: boolean;
   constructor(message: string, opts?: { retryable?: boolean; cause?: unknown }) {
