@@ -3,7 +3,7 @@
  * below which every record is acked. The store is an interface; the file store keeps one
  * JSON file per pipeline, written atomically (temp file, fsync, rename).
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export type Positions = Record<string, string>;
@@ -37,7 +37,40 @@ export class FileCheckpointStore implements CheckpointStore {
 
   constructor(stateDir: string, pipeline: string) {
     this.pipeline = pipeline;
-    this.path = join(stateDir, `${pipeline.replace(/[^A-Za-z0-9_.-]/g, '_')}.checkpoint.json`);
+    this.path = checkpointPath(stateDir, pipeline);
+  }
+
+  /** The whole file as stored, or undefined when there is none yet (for `sluice state show`). */
+  async contents(): Promise<CheckpointFile | undefined> {
+    const exists = await stat(this.path).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) return undefined;
+    const state = await this.read();
+    return structuredClone(state);
+  }
+
+  /**
+   * Forgets the stored positions of `source` (every source when undefined), so those sources
+   * start over on the next run; returns what was removed. Run it while the pipeline is stopped:
+   * a running pipeline writes its positions again at its next flush.
+   */
+  async remove(source?: string): Promise<Record<string, Positions>> {
+    const state = await this.read();
+    const removed: Record<string, Positions> = {};
+    for (const name of Object.keys(state.sources)) {
+      if (source !== undefined && name !== source) continue;
+      removed[name] = state.sources[name];
+      delete state.sources[name];
+    }
+    if (Object.keys(removed).length === 0) return removed;
+    state.updatedAt = new Date().toISOString();
+    const text = `${JSON.stringify(state, null, 2)}\n`;
+    const write = this.writing.catch(() => undefined).then(() => writeAtomic(this.path, text));
+    this.writing = write;
+    await write;
+    return removed;
   }
 
   async load(source: string): Promise<Positions | undefined> {
@@ -73,6 +106,11 @@ export class FileCheckpointStore implements CheckpointStore {
     this.state ??= { version: 1, pipeline: this.pipeline, updatedAt: new Date().toISOString(), sources: {} };
     return this.state;
   }
+}
+
+/** Where the file store keeps a pipeline's checkpoints (one file per pipeline name). */
+export function checkpointPath(stateDir: string, pipeline: string): string {
+  return join(stateDir, `${pipeline.replace(/[^A-Za-z0-9_.-]/g, '_')}.checkpoint.json`);
 }
 
 let tmpSeq = 0;

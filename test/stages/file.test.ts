@@ -2,12 +2,57 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { Positions } from '../../src/runtime/checkpoint.ts';
+import type { RecordInit } from '../../src/runtime/record.ts';
 import { fileSource } from '../../src/stages/sources/file.ts';
 import { buildPipeline, collectingSink, stageMetrics, tempDir } from '../runtime/helpers.ts';
-import { runSource } from '../runtime/stage-harness.ts';
+import { MemoryScope, runSource } from '../runtime/stage-harness.ts';
 
 const values = (run: { records: { value: unknown }[] }) => run.records.map((r) => r.value);
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** Runs the source to its end with a logger that keeps every line, acking everything at once. */
+async function runLogged(
+  options: Parameters<typeof fileSource.create>[0],
+  checkpoint: Positions = {},
+): Promise<{ logs: LogLine[]; records: RecordInit[]; failures: string[]; scope: MemoryScope }> {
+  const logs: LogLine[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as LogLine) });
+  const dir = tempDir();
+  const source = fileSource.create(options, {
+    name: 'input',
+    pipeline: 'logged',
+    log,
+    metrics: undefined as never,
+    stateDir: dir,
+  });
+  const scope = new MemoryScope(checkpoint);
+  const records: RecordInit[] = [];
+  const failures: string[] = [];
+  await source.run({
+    signal: new AbortController().signal,
+    checkpoints: scope,
+    emit: async (batch, onAck) => {
+      records.push(...batch);
+      onAck?.();
+    },
+    fail: async (_input, reason, onAck) => {
+      failures.push(reason);
+      onAck?.();
+    },
+  });
+  return { logs, records, failures, scope };
+}
+
+const messages = (logs: LogLine[], level?: number) =>
+  logs.filter((l) => level === undefined || l.level === level).map((l) => l.msg);
 
 describe('file source', () => {
   it('reads ndjson; malformed lines go to the error output with file and line number', async () => {
@@ -147,6 +192,116 @@ sinks:
     expect(commits).toEqual(['2']);
     acks[0]();
     expect(commits).toEqual(['2', '4']);
+  });
+});
+
+describe('file source: where it resumes', () => {
+  it('says once per file whether it starts, resumes or has nothing new, and warns when nothing at all is read', async () => {
+    const dir = tempDir();
+    const a = join(dir, 'a.ndjson');
+    const b = join(dir, 'b.ndjson');
+    const c = join(dir, 'c.ndjson');
+    writeFileSync(a, '{"n":1}\n{"n":2}\n{"n":3}\n');
+    writeFileSync(b, '{"n":1}\n{"n":2}\n');
+    writeFileSync(c, '{"n":1}\n');
+    const first = await runLogged({ path: `${dir}/*.ndjson` }, { [b]: '1' });
+    expect(messages(first.logs)).toEqual([
+      `no checkpoint for ${a}: reading it from its first line`,
+      `resuming ${b} after line 1`,
+      `no checkpoint for ${c}: reading it from its first line`,
+    ]);
+    expect(first.records).toHaveLength(5);
+
+    // Everything read: each file says it is complete, and the source says why it read nothing.
+    const second = await runLogged({ path: `${dir}/*.ndjson` }, first.scope.committed);
+    expect(second.records).toEqual([]);
+    const info = messages(second.logs, 30);
+    expect(info).toEqual(
+      [a, b, c].map(
+        (f, i) =>
+          `file ${f} is complete at line ${[3, 2, 1][i]}: nothing new to read; use another --state-dir or \`sluice state reset <spec>\` to read it again`,
+      ),
+    );
+    const warn = messages(second.logs, 40);
+    expect(warn).toHaveLength(1);
+    expect(warn[0]).toContain(`every file matching ${dir}/*.ndjson was already read to its end`);
+    expect(warn[0]).toContain('sluice state reset <spec> --source input --yes');
+    expect(warn[0]).toContain('logged.checkpoint.json');
+
+    // A file that grew resumes after its checkpoint; no warning since something was read.
+    writeFileSync(c, '{"n":1}\n{"n":2}\n');
+    const third = await runLogged({ path: `${dir}/*.ndjson` }, first.scope.committed);
+    expect(values(third)).toEqual([{ n: 2 }]);
+    expect(messages(third.logs)).toContain(`resuming ${c} after line 1`);
+    expect(messages(third.logs, 40)).toEqual([]);
+  });
+
+  it('warns when a file has fewer lines than its checkpoint (replaced or truncated)', async () => {
+    const dir = tempDir();
+    const f = join(dir, 'short.ndjson');
+    writeFileSync(f, '{"n":1}\n');
+    const run = await runLogged({ path: f }, { [f]: '10' });
+    expect(run.records).toEqual([]);
+    expect(messages(run.logs, 40)[0]).toBe(
+      `file ${f} has 1 lines, fewer than its checkpoint (line 10): it was truncated or replaced, so nothing is read from it; \`sluice state reset <spec>\` reads it again from the start`,
+    );
+  });
+
+  it('counts items for JSON arrays', async () => {
+    const dir = tempDir();
+    const f = join(dir, 'arr.json');
+    writeFileSync(f, '[{"n":1},{"n":2}]');
+    const run = await runLogged({ path: f, format: 'json' }, { [f]: '2' });
+    expect(messages(run.logs, 30)[0]).toMatch(`file ${f} is complete at item 2`);
+  });
+});
+
+describe('file source: input limits', () => {
+  const deep = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+
+  it('routes lines nested past max_depth or larger than max_record_bytes to the error output, and reads on', async () => {
+    const dir = tempDir();
+    const f = join(dir, 'limits.ndjson');
+    const big = JSON.stringify({ pad: 'x'.repeat(10_000) });
+    writeFileSync(f, [deep(3), deep(64), deep(65), deep(1000), big, '{"ok":true}'].join('\n'));
+    const run = await runSource(fileSource, { path: f, max_record_bytes: 8192 });
+    expect(run.records.map((r) => r.meta?.line)).toEqual([1, 2, 6]);
+    expect(run.failures.map((x) => x.reason)).toEqual([
+      `${f}:3: value nested deeper than 64 levels`,
+      `${f}:4: value nested deeper than 64 levels`,
+      `${f}:5: record of 10010 bytes is larger than max_record_bytes (8192)`,
+    ]);
+    // The error output gets the text (an excerpt when too large), which always encodes.
+    expect(run.failures[2].input.value).toHaveLength(1025);
+    for (const x of run.failures) expect(() => JSON.stringify(x.input.value)).not.toThrow();
+    // The refused lines do not hold the checkpoint back once handled.
+    expect(run.scope.committed[f]).toBe('6');
+  });
+
+  it('honours a smaller max_depth, for csv sizes and for JSON array items', async () => {
+    const dir = tempDir();
+    const f = join(dir, 'd.ndjson');
+    writeFileSync(f, '{"a":{"b":1}}\n{"a":{"b":{"c":1}}}\n');
+    const run = await runSource(fileSource, { path: f, max_depth: 2 });
+    expect(run.records).toHaveLength(1);
+    expect(run.failures[0].reason).toBe(`${f}:2: value nested deeper than 2 levels`);
+
+    const arr = join(dir, 'd.json');
+    writeFileSync(arr, '[{"a":{"b":1}},{"a":{"b":{"c":1}}}]');
+    const items = await runSource(fileSource, { path: arr, format: 'json', max_depth: 2 });
+    expect(values(items)).toEqual([{ a: { b: 1 } }]);
+    expect(items.failures[0].reason).toBe(`${arr}:2: value nested deeper than 2 levels`);
+
+    const csv = join(dir, 'd.csv');
+    writeFileSync(csv, `a,b\n1,2\n3,${'y'.repeat(100)}\n5,6\n`);
+    const rows = await runSource(fileSource, { path: csv, format: 'csv', max_record_bytes: 50 });
+    expect(values(rows)).toEqual([
+      { a: '1', b: '2' },
+      { a: '5', b: '6' },
+    ]);
+    expect(rows.failures[0].reason).toMatch(
+      `${csv}:3: record of 103 bytes is larger than max_record_bytes (50)`,
+    );
   });
 });
 

@@ -1,8 +1,10 @@
 /**
  * `file`: reads local files (a glob, or `-` for stdin) as ndjson, a JSON array, CSV with a
- * header, or plain lines; `.gz` files are gunzipped. A malformed line goes to
- * `<source>.errors` with its file and line number. Checkpoints are per file: the last line
- * whose records are durable, so a restart skips what was delivered.
+ * header, or plain lines; `.gz` files are gunzipped. A malformed line, or one past the input
+ * limits (`max_depth`, `max_record_bytes`), goes to `<source>.errors` with its file and line
+ * number. Checkpoints are per file: the last line whose records are durable, so a restart skips
+ * what was delivered; each file's resume point is logged once, and a run that finds every file
+ * already read says so and how to read them again.
  */
 
 import { createReadStream, fstatSync } from 'node:fs';
@@ -12,7 +14,20 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
 import { parse as parseCsv } from 'csv-parse';
+import type { Logger } from 'pino';
 import { ContiguousTracker } from '../../runtime/ack.ts';
+import { checkpointPath } from '../../runtime/checkpoint.ts';
+import {
+  decodeJson,
+  deeperThan,
+  excerpt,
+  type InputLimits,
+  inputLimits,
+  LimitOptions,
+  textTooLarge,
+  tooDeepReason,
+  tooLargeReason,
+} from '../../runtime/limits.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { defineSource, type SourceContext } from '../define.ts';
 
@@ -34,24 +49,55 @@ export const fileSource = defineSource({
         default: 'ndjson',
       }),
     ),
+    ...LimitOptions,
   }),
   create(o, ctx) {
     const format = (o.format ?? 'ndjson') as Format;
-    const batchSize = ctx.batchSize ?? 500;
+    const reading: Reading = {
+      format,
+      batchSize: ctx.batchSize ?? 500,
+      limits: inputLimits(o),
+      log: ctx.log,
+      unit: format === 'json' ? 'item' : 'line',
+    };
     return {
       async run(sc) {
         const done = (await sc.checkpoints.load()) ?? {};
         const files = o.path === '-' ? ['-'] : await expand(o.path);
         if (files.length === 0) ctx.log.warn({ path: o.path }, 'no file matches the path');
+        let unread = 0;
         for (const file of files) {
           if (sc.signal.aborted) return;
           const skip = file !== '-' && done[file] !== undefined ? Number(done[file]) : 0;
-          await readFile(file, format, skip, batchSize, sc);
+          const outcome = await readFile(file, skip, reading, sc);
+          if (outcome !== 'read') unread++;
+        }
+        if (files.length > 0 && unread === files.length && !sc.signal.aborted) {
+          const stateFile = checkpointPath(ctx.stateDir, ctx.pipeline);
+          ctx.log.warn(
+            { source: ctx.name, path: o.path, state_file: stateFile },
+            `source '${ctx.name}' reads nothing: every file matching ${o.path} was already read to its end ` +
+              `(positions in ${stateFile}); use another --state-dir or ` +
+              `\`sluice state reset <spec> --source ${ctx.name} --yes\` to read them again`,
+          );
         }
       },
     };
   },
 });
+
+/** How one source reads its files (the same for every file). */
+interface Reading {
+  format: Format;
+  batchSize: number;
+  limits: InputLimits;
+  log: Logger;
+  /** What a position counts: lines, or items of a JSON array. */
+  unit: 'line' | 'item';
+}
+
+/** read: the file had something past its checkpoint; complete: nothing new; shorter: fewer lines than the checkpoint. */
+type Outcome = 'read' | 'complete' | 'shorter';
 
 async function expand(pattern: string): Promise<string[]> {
   const out: string[] = [];
@@ -142,16 +188,21 @@ async function* linesOf(
   }
 }
 
-/** Emits one file's records in batches; positions are line numbers (record numbers for csv/json). */
-async function readFile(
-  file: string,
-  format: Format,
-  skip: number,
-  batchSize: number,
-  sc: SourceContext,
-): Promise<void> {
+/** Emits one file's records in batches; positions are line numbers (item numbers for json). */
+async function readFile(file: string, skip: number, reading: Reading, sc: SourceContext): Promise<Outcome> {
+  const { format, batchSize, limits, log, unit } = reading;
   // stdin is new input on every run: it has no position to resume from.
   const resumable = file !== '-';
+  if (resumable && skip === 0)
+    log.info({ file }, `no checkpoint for ${file}: reading it from its first ${unit}`);
+  /** Highest line (item) seen in the file, skipped ones included: tells a complete file from a resumed one. */
+  let seen = 0;
+  const see = (line: number) => {
+    if (line > seen && seen <= skip && line > skip && skip > 0) {
+      log.info({ file, after: skip }, `resuming ${file} after ${unit} ${skip}`);
+    }
+    if (line > seen) seen = line;
+  };
   const tracker = new ContiguousTracker<number>(skip);
   let batch: RecordInit[] = [];
   let lastLine = skip;
@@ -180,11 +231,13 @@ async function readFile(
     await sc.emit(records, settle(p));
   };
   const add = async (line: number, value: unknown, size: number) => {
+    see(line);
     lastLine = line;
     batch.push({ value, size, position: `${file}:${line}`, meta: { file, line } });
     if (batch.length >= batchSize) await flush();
   };
   const bad = async (line: number, text: string, reason: string) => {
+    see(line);
     lastLine = Math.max(lastLine, line);
     part.pending++;
     await sc.fail(
@@ -198,8 +251,8 @@ async function readFile(
   const stopReading = () => input.close();
   sc.signal.addEventListener('abort', stopReading, { once: true });
   try {
-    if (format === 'csv') await readCsv(input.stream, skip, sc.signal, add, bad);
-    else if (format === 'json') await readJsonArray(input.stream, skip, sc.signal, add, bad);
+    if (format === 'csv') await readCsv(input.stream, skip, limits, sc.signal, add, bad, see);
+    else if (format === 'json') await readJsonArray(input.stream, skip, limits, sc.signal, add, bad, see);
     else {
       let n = 0;
       for await (const text of linesOf(
@@ -212,20 +265,18 @@ async function readFile(
           continue;
         }
         n++;
+        see(n);
         if (n <= skip) continue;
         if (format === 'lines') {
-          await add(n, text, text.length + 1);
+          const bytes = textTooLarge(text, limits.maxRecordBytes);
+          if (bytes !== undefined) await bad(n, excerpt(text), tooLargeReason(bytes, limits.maxRecordBytes));
+          else await add(n, text, text.length + 1);
           continue;
         }
         if (text.trim() === '') continue;
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch (err) {
-          await bad(n, text, `malformed JSON: ${(err as Error).message}`);
-          continue;
-        }
-        await add(n, value, text.length + 1);
+        const decoded = decodeJson(text, limits);
+        if (decoded.ok) await add(n, decoded.value, text.length + 1);
+        else await bad(n, decoded.kind === 'too-large' ? excerpt(text) : text, decoded.reason);
       }
     }
   } catch (err) {
@@ -236,18 +287,36 @@ async function readFile(
     if (file !== '-') input.close();
   }
   if (batch.length > 0 || part.pending > 1) await flush();
+  if (!resumable || skip === 0 || seen > skip || sc.signal.aborted) return 'read';
+  if (seen === skip) {
+    log.info(
+      { file, at: skip },
+      `file ${file} is complete at ${unit} ${skip}: nothing new to read; ` +
+        'use another --state-dir or `sluice state reset <spec>` to read it again',
+    );
+    return 'complete';
+  }
+  log.warn(
+    { file, at: skip, found: seen },
+    `file ${file} has ${seen} ${unit}s, fewer than its checkpoint (${unit} ${skip}): it was truncated or replaced, ` +
+      'so nothing is read from it; `sluice state reset <spec>` reads it again from the start',
+  );
+  return 'shorter';
 }
 
 type Add = (line: number, value: unknown, size: number) => Promise<void>;
 type Bad = (line: number, text: string, reason: string) => Promise<void>;
+type See = (line: number) => void;
 
 /** CSV with a header; a malformed row goes to the error output and reading goes on. */
 async function readCsv(
   stream: Readable,
   skip: number,
+  limits: InputLimits,
   signal: AbortSignal,
   add: Add,
   bad: Bad,
+  see: See,
 ): Promise<void> {
   const skipped: { line: number; raw: string; reason: string }[] = [];
   let n = 0;
@@ -280,13 +349,18 @@ async function readCsv(
   try {
     for await (const row of parser as AsyncIterable<{
       record: Record<string, string>;
+      raw: string;
       info: { lines: number };
     }>) {
       await drainSkipped();
       if (signal.aborted) break;
       n = row.info.lines;
+      see(n);
       if (n <= skip) continue;
-      await add(n, row.record, 0);
+      // Rows are flat strings: only their size needs a limit.
+      const bytes = textTooLarge(row.raw, limits.maxRecordBytes);
+      if (bytes !== undefined) await bad(n, excerpt(row.raw), tooLargeReason(bytes, limits.maxRecordBytes));
+      else await add(n, row.record, row.raw.length);
     }
     await drainSkipped();
   } finally {
@@ -294,13 +368,18 @@ async function readCsv(
   }
 }
 
-/** A JSON array, read whole; positions are 1-based item numbers. */
+/**
+ * A JSON array, read whole; positions are 1-based item numbers. `max_depth` applies to each
+ * item; `max_record_bytes` does not (items have no text of their own to measure).
+ */
 async function readJsonArray(
   stream: Readable,
   skip: number,
+  limits: InputLimits,
   signal: AbortSignal,
   add: Add,
   bad: Bad,
+  see: See,
 ): Promise<void> {
   const chunks: Buffer[] = [];
   // Buffers, decoded once at the end: a multi-byte character may span two chunks.
@@ -317,5 +396,12 @@ async function readJsonArray(
     await bad(1, text.slice(0, 200), 'format json expects an array of records');
     return;
   }
-  for (let k = 0; k < items.length && !signal.aborted; k++) if (k + 1 > skip) await add(k + 1, items[k], 0);
+  for (let k = 0; k < items.length && !signal.aborted; k++) {
+    see(k + 1);
+    if (k + 1 <= skip) continue;
+    // The item is already parsed; its text for the error output is its start, without re-encoding it.
+    if (deeperThan(items[k], limits.maxDepth))
+      await bad(k + 1, `item ${k + 1}`, tooDeepReason(limits.maxDepth));
+    else await add(k + 1, items[k], 0);
+  }
 }
