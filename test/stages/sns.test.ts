@@ -168,6 +168,23 @@ describe('sns source: notifications', () => {
     expect((await res).status).toBe(200);
   });
 
+  it('routes a message nested deeper than max_depth to the error output as its text, then answers 200', async () => {
+    const h = await start({ max_depth: 3 });
+    const deep = JSON.stringify({ a: { b: { c: { d: 1 } } } });
+    const res = post(h.url, signed(aws.key, { Message: deep }));
+    const e = await h.nth(1);
+    expect(e.failed).toMatch(/: value nested deeper than 3 levels$/);
+    expect(e.records[0].value).toBe(deep);
+    e.onAck?.();
+    expect((await res).status).toBe(200);
+    // Exactly at the limit is a record.
+    const ok = post(h.url, signed(aws.key, { Message: JSON.stringify({ a: { b: { c: 1 } } }) }));
+    const e2 = await h.nth(2);
+    expect(e2.failed).toBeUndefined();
+    e2.onAck?.();
+    expect((await ok).status).toBe(200);
+  });
+
   it('accepts raw deliveries from x-amz-sns-* headers when verification is off', async () => {
     const h = await start({ raw: true, verify: false });
     const res = post(h.url, '{"a":1}', {
@@ -205,6 +222,50 @@ describe('sns source: refusals', () => {
     expect(h.emitted).toEqual([]);
     expect(h.metrics.errors).toBe(bad.length);
     expect(h.metrics.extra.get('rejected')).toBe(bad.length);
+  });
+
+  it('answers 403 to validly signed messages that are stale or from the future, counting why', async () => {
+    const h = await start();
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    const HOUR = 3600_000;
+    const refused = [
+      signed(aws.key, { Timestamp: '2019-04-01T10:00:00.000Z' }),
+      signed(aws.key, { Timestamp: at(-2 * HOUR - 60_000) }),
+      signed(aws.key, { Timestamp: at(10 * 60_000) }),
+      signed(aws.key, { Timestamp: 'yesterday' }),
+    ];
+    const statuses = [];
+    for (const m of refused) statuses.push((await post(h.url, m)).status);
+    expect(statuses).toEqual([403, 403, 403, 403]);
+    expect(h.emitted).toEqual([]);
+    expect(h.metrics.extra.get('rejected')).toBe(4);
+    expect(h.metrics.extra.get('stale')).toBe(3);
+    expect(h.metrics.extra.get('from_future')).toBe(1);
+
+    // Within the window: SNS's longest retry (an hour), and a clock a little behind ours.
+    for (const [i, ts] of [at(-HOUR), at(2 * 60_000)].entries()) {
+      const res = post(h.url, signed(aws.key, { Timestamp: ts }));
+      (await h.nth(i + 1)).onAck?.();
+      expect((await res).status).toBe(200);
+    }
+  });
+
+  it('honours max_message_age and max_clock_skew, also for subscription confirmations', async () => {
+    const h = await start({ max_message_age: 60_000, max_clock_skew: 1_000 });
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    expect((await post(h.url, signed(aws.key, { Timestamp: at(-120_000) }))).status).toBe(403);
+    expect((await post(h.url, signed(aws.key, { Timestamp: at(30_000) }))).status).toBe(403);
+    const confirmation = signed(aws.key, {
+      Type: 'SubscriptionConfirmation',
+      Timestamp: at(-120_000),
+      Token: 't',
+      SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t',
+      Message: 'confirm',
+    });
+    expect((await post(h.url, confirmation)).status).toBe(403);
+    expect(h.confirmed).toEqual([]);
+    expect(h.metrics.extra.get('stale')).toBe(2);
+    expect(h.metrics.extra.get('from_future')).toBe(1);
   });
 
   it('rejects bad input with the right status and keeps serving', async () => {

@@ -4,8 +4,15 @@
  * 200 only once its records are durable downstream, so SNS redelivers anything not yet
  * written. Busy or stopping: 503 with Retry-After, which SNS also retries.
  *
+ * Freshness: a signature never expires, so a captured message could be replayed forever. A
+ * message whose Timestamp is older than `max_message_age` or ahead of this clock by more than
+ * `max_clock_skew` is refused. SNS retries an HTTP/S endpoint for at most 3,600 s (a hard limit
+ * of every delivery policy; the default policy gives up after about a minute), so the default
+ * of 2 h never refuses a genuine delivery or retry, while a replay works only for 2 h.
+ *
  * Status codes: 200 delivered (or routed to the error output); 400 not an SNS message;
- * 403 forged, unsigned, tampered or from a topic not allowed; 404 other path; 405 not POST;
+ * 403 forged, unsigned, tampered, from a topic not allowed, stale or from the future
+ * (counted as `rejected`, and also as `stale` or `from_future`); 404 other path; 405 not POST;
  * 408 body too slow; 413 body larger than `max_body`; 415 content type; 500 a sink failed;
  * 503 busy, backpressured, acks too slow, or shutting down.
  */
@@ -20,6 +27,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
+import { DEFAULT_MAX_DEPTH, deeperThan, LimitOptions, tooDeepReason } from '../../runtime/limits.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { AwsOptions, Duration, Size } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
@@ -99,6 +107,20 @@ export const snsSource = defineSource({
     max_body: Type.Optional(
       Size({ default: '256KiB', description: 'Largest request body accepted (413 above)' }),
     ),
+    max_depth: LimitOptions.max_depth,
+    max_message_age: Type.Optional(
+      Duration({
+        default: '2h',
+        description:
+          'Oldest message Timestamp accepted; older ones get 403 (a replayed capture). SNS retries an HTTP/S endpoint for at most an hour under any delivery policy, so 2h never refuses a genuine retry',
+      }),
+    ),
+    max_clock_skew: Type.Optional(
+      Duration({
+        default: '5m',
+        description: 'How far a message Timestamp may be ahead of this machine’s clock before it gets 403',
+      }),
+    ),
     max_concurrent: Type.Optional(
       Type.Integer({
         minimum: 1,
@@ -168,6 +190,9 @@ export interface SnsSourceOptions {
   raw?: boolean;
   codec?: 'json' | 'text';
   max_body?: number;
+  max_depth?: number;
+  max_message_age?: number;
+  max_clock_skew?: number;
   max_concurrent?: number;
   request_timeout?: number;
   accept_timeout?: number;
@@ -187,11 +212,18 @@ const JSON_TYPES = new Set(['text/plain', 'application/json']);
 
 class HttpError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** A metric counted besides `rejected`/`bad_requests`, naming why. */
+  readonly metric: string | undefined;
+  constructor(status: number, message: string, metric?: string) {
     super(message);
     this.status = status;
+    this.metric = metric;
   }
 }
+
+/** 2 h: twice SNS's hard limit on HTTP/S retry time (3,600 s). */
+export const DEFAULT_MAX_MESSAGE_AGE = 2 * 3600_000;
+export const DEFAULT_MAX_CLOCK_SKEW = 5 * 60_000;
 
 export class SnsHttpSource implements Source {
   private readonly o: SnsSourceOptions;
@@ -202,6 +234,9 @@ export class SnsHttpSource implements Source {
   private readonly verifier: SnsSignatureVerifier | undefined;
   private readonly confirmAllowed: (url: URL) => boolean;
   private readonly maxBody: number;
+  private readonly maxDepth: number;
+  private readonly maxAge: number;
+  private readonly maxSkew: number;
   private readonly maxConcurrent: number;
   private readonly requestTimeout: number;
   private readonly acceptTimeout: number;
@@ -237,6 +272,9 @@ export class SnsHttpSource implements Source {
       (url.protocol === 'https:' && certAllowed(url)) ||
       (endpoint !== undefined && url.origin === endpoint.origin);
     this.maxBody = o.max_body ?? 256 * 1024;
+    this.maxDepth = o.max_depth ?? DEFAULT_MAX_DEPTH;
+    this.maxAge = o.max_message_age ?? DEFAULT_MAX_MESSAGE_AGE;
+    this.maxSkew = o.max_clock_skew ?? DEFAULT_MAX_CLOCK_SKEW;
     this.maxConcurrent = o.max_concurrent ?? 512;
     this.requestTimeout = o.request_timeout ?? 15_000;
     this.acceptTimeout = o.accept_timeout ?? 1_000;
@@ -367,7 +405,7 @@ export class SnsHttpSource implements Source {
       await this.serve(req, res, sc);
     } catch (e) {
       if (e instanceof HttpError) {
-        this.refuse(req, e.status, e.message);
+        this.refuse(req, e.status, e.message, e.metric);
         if (e.status === 413 || e.status === 408) res.setHeader('Connection', 'close');
         reply(res, e.status, e.message);
       } else {
@@ -379,9 +417,10 @@ export class SnsHttpSource implements Source {
     }
   }
 
-  private refuse(req: IncomingMessage, status: number, reason: string): void {
+  private refuse(req: IncomingMessage, status: number, reason: string, metric?: string): void {
     const label = status === 403 ? 'rejected' : 'bad_requests';
     this.ctx.metrics.count(label);
+    if (metric) this.ctx.metrics.count(metric);
     this.ctx.metrics.failed(`sns ${status}: ${reason}`);
     this.ctx.log.warn({ status, reason, remote: req.socket.remoteAddress }, 'sns request refused');
   }
@@ -413,6 +452,8 @@ export class SnsHttpSource implements Source {
         throw e;
       }
     }
+    // Raw deliveries carry no Timestamp of their own (it is set to now above).
+    if (!(this.o.raw && rawType === 'Notification')) this.checkFresh(m);
     switch (m.Type) {
       case 'Notification':
         return this.notification(m, body.length, res, sc);
@@ -423,6 +464,26 @@ export class SnsHttpSource implements Source {
         return reply(res, 200, 'ok');
       default:
         throw new HttpError(400, `unknown message type ${m.Type}`);
+    }
+  }
+
+  /** Refuses a message whose signed Timestamp is too old or too far ahead: a replay, or a broken clock. */
+  private checkFresh(m: SnsEnvelope, now = Date.now()): void {
+    const at = Date.parse(m.Timestamp);
+    if (Number.isNaN(at)) throw new HttpError(403, `Timestamp '${m.Timestamp}' is not a time`, 'stale');
+    if (now - at > this.maxAge) {
+      throw new HttpError(
+        403,
+        `message ${m.MessageId} is stale: its Timestamp ${m.Timestamp} is older than max_message_age (${this.maxAge / 1000}s)`,
+        'stale',
+      );
+    }
+    if (at - now > this.maxSkew) {
+      throw new HttpError(
+        403,
+        `message ${m.MessageId} is from the future: its Timestamp ${m.Timestamp} is ahead of this clock by more than max_clock_skew (${this.maxSkew / 1000}s)`,
+        'from_future',
+      );
     }
   }
 
@@ -463,8 +524,12 @@ export class SnsHttpSource implements Source {
     };
     if (m.Subject !== undefined) meta.subject = m.Subject;
     if (m.MessageAttributes) {
+      // Attributes are not covered by the signature: keep string values only, so nothing
+      // arbitrary (or arbitrarily deep) rides along in the record's metadata.
       const attributes: Record<string, string> = {};
-      for (const [k, v] of Object.entries(m.MessageAttributes)) attributes[k] = v?.Value;
+      for (const [k, v] of Object.entries(m.MessageAttributes)) {
+        if (typeof v?.Value === 'string') attributes[k] = v.Value;
+      }
       meta.attributes = attributes;
     }
     const time = Date.parse(m.Timestamp);
@@ -476,6 +541,11 @@ export class SnsHttpSource implements Source {
         value = JSON.parse(m.Message);
       } catch (e) {
         failure = `message is not JSON: ${(e as Error).message}`;
+      }
+      // The body's size is bounded by max_body; its depth is checked here.
+      if (failure === undefined && deeperThan(value, this.maxDepth)) {
+        failure = `message ${m.MessageId}: ${tooDeepReason(this.maxDepth)}`;
+        value = m.Message;
       }
     }
 
