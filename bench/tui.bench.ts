@@ -86,6 +86,11 @@ function frameCost(): { cloneUs: number; updateUs: number; layoutUs: number } {
     lagByPartition: {},
     extra: {},
     lastErrors: [],
+    deadLettered: 0,
+    held: 0,
+    heldPeak: 0,
+    heldLimit: 0,
+    health: { state: 'ok' },
   });
   const snap = (t: number): PipelineSnapshot => {
     const n = Math.round(t * 40_000);

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { Pipeline } from '../runtime/engine.ts';
+import { Pipeline, type RunResult } from '../runtime/engine.ts';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
 import { validateText } from '../spec/validate.ts';
 import { colorEnabled, formatHuman } from './format.ts';
@@ -77,7 +77,39 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (result.error) process.stderr.write(`sluice: ${result.error}\n`);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  return result.ok ? 0 : 1;
+  const code = exitCode(result);
+  const last = lastLine(result, code);
+  if (last) process.stderr.write(`sluice: ${last}\n`);
+  return code;
+}
+
+/** The run failed, or records were left unacknowledged at exit (they will be read again). */
+export const EXIT_FAILED = 1;
+/** The run completed, but records went to error outputs or dead letters. */
+export const EXIT_RECORD_ERRORS = 3;
+
+export function exitCode(result: RunResult): number {
+  if (!result.ok || result.unacked > 0 || result.timedOut) return EXIT_FAILED;
+  if (result.errorRecords > 0) return EXIT_RECORD_ERRORS;
+  return 0;
+}
+
+function lastLine(result: RunResult, code: number): string | undefined {
+  const errors = result.errorRecords;
+  const dead = result.deadLettered;
+  const failed =
+    errors === 0
+      ? ''
+      : `${errors} record${errors === 1 ? '' : 's'} failed: ${errors - dead} to error outputs, ${dead} to dead letters${dead > 0 ? ` (${result.deadLetterDir}; sluice dead-letter ls)` : ''}`;
+  if (code === EXIT_FAILED) {
+    const unacked =
+      result.unacked > 0
+        ? `${result.unacked} source batch${result.unacked === 1 ? ' was' : 'es were'} not acknowledged at exit and will be read again on restart`
+        : '';
+    return `exit ${code}: ${[result.ok ? '' : 'the pipeline failed', unacked, failed].filter(Boolean).join('; ')}`;
+  }
+  if (code === EXIT_RECORD_ERRORS) return `exit ${code}: completed, but ${failed}`;
+  return undefined;
 }
 
 interface View {

@@ -20,9 +20,11 @@ import type {
 import { AckGroup } from './ack.ts';
 import { type Batch, Channel } from './channel.ts';
 import { BufferedScope, type CheckpointStore, FileCheckpointStore } from './checkpoint.ts';
+import { DeadLetterWriter } from './dead-letter.ts';
 import { MetricsRegistry, type StageMetrics } from './metrics.ts';
 import type { ErrorValue, RecordInit, SluiceRecord } from './record.ts';
-import { waitBackoff } from './retry.ts';
+import { retryExhausted, waitBackoff } from './retry.ts';
+import { ERROR_OUTPUT_LIMITS, type SafeValueLimits, safeValue } from './safe-value.ts';
 
 export interface RunOptions {
   stateDir: string;
@@ -31,6 +33,11 @@ export interface RunOptions {
   exitIdle?: number;
   checkpointStore?: CheckpointStore;
   metrics?: MetricsRegistry;
+  /**
+   * Replays records into one stage instead of running the sources: the records enter the stage
+   * they failed in (a source's records go to its readers). Used to replay dead letters.
+   */
+  replay?: { stage: string; records: RecordInit[] };
 }
 
 export interface RunResult {
@@ -39,6 +46,14 @@ export interface RunResult {
   error?: string;
   /** True when draining took longer than shutdown_timeout and in-flight work was abandoned. */
   timedOut: boolean;
+  /** Records routed to error outputs or dead letters (a record failing twice counts twice). */
+  errorRecords: number;
+  /** Of those, records written to dead-letter files. */
+  deadLettered: number;
+  /** Source batches neither delivered nor failed at exit (a drain cut short): redelivered on restart. */
+  unacked: number;
+  /** Where dead letters of this pipeline are kept. */
+  deadLetterDir: string;
 }
 
 interface SourceNode {
@@ -65,6 +80,8 @@ interface SinkNode {
   byPartition: boolean;
   maxRecordBytes: number | undefined;
   maxInFlight: number;
+  /** Records retried since the last retry WARN. */
+  retryWarnCount: number;
 }
 
 export class Pipeline {
@@ -85,6 +102,12 @@ export class Pipeline {
   private armDeadline: (() => void) | undefined;
   private produced = 0;
   private readonly stopped = new AbortController();
+  private readonly deadLetters: DeadLetterWriter;
+  private readonly lastRetryWarn = new Map<string, number>();
+  private errorRecords = 0;
+  private deadLettered = 0;
+  /** Source batches handed downstream whose acks are not all in. */
+  private unsettled = 0;
 
   constructor(spec: PipelineSpec, opts: RunOptions) {
     this.spec = spec;
@@ -92,6 +115,7 @@ export class Pipeline {
     this.log = opts.log;
     this.metrics = opts.metrics ?? new MetricsRegistry(spec.name);
     this.store = opts.checkpointStore ?? new FileCheckpointStore(opts.stateDir, spec.name);
+    this.deadLetters = new DeadLetterWriter(opts.stateDir, spec.name);
     this.build();
   }
 
@@ -121,7 +145,8 @@ export class Pipeline {
         this.sources.push(node);
         continue;
       }
-      const input = new Channel(capacity, writersOf(s));
+      // A replay feeds this stage's input as one more writer.
+      const input = new Channel(capacity, writersOf(s) + (this.opts.replay?.stage === s.name ? 1 : 0));
       metrics.queueFill = () => input.fill;
       for (const from of s.from) {
         const list = this.readers.get(from) ?? [];
@@ -147,6 +172,7 @@ export class Pipeline {
           byPartition: policy.byPartition ?? false,
           maxRecordBytes: policy.limits?.max_record_bytes,
           maxInFlight: Math.min(s.maxInFlight, policy.maxInFlight ?? s.maxInFlight),
+          retryWarnCount: 0,
         });
       }
     }
@@ -177,7 +203,9 @@ export class Pipeline {
         await s.sink.open?.();
       } catch (err) {
         this.metrics.state = 'failed';
+        await Promise.allSettled(this.sinks.map((x) => x.sink.close?.()));
         return {
+          ...this.totals(),
           ok: false,
           error: `sink '${s.spec.name}' could not start: ${(err as Error).message}`,
           timedOut: false,
@@ -194,6 +222,7 @@ export class Pipeline {
       ...this.sources.map((s) => this.runSource(s)),
       ...this.transforms.map((t) => this.runTransform(t)),
       ...this.sinks.map((s) => this.runSink(s)),
+      this.runReplay(),
     ]);
     let timedOut = false;
     await Promise.race([work, this.drainDeadline().then(() => (timedOut = true))]);
@@ -206,13 +235,55 @@ export class Pipeline {
       ...this.transforms.map((t) => t.transform.close?.()),
       ...this.sinks.map((s) => s.sink.close?.()),
     ]);
+    await this.deadLetters.close();
     if (timedOut)
       this.log.warn(
         { timeout_ms: this.spec.runtime.shutdown_timeout },
         'drain timed out: records past the last checkpoint will be delivered again on restart',
       );
     this.metrics.state = this.fatal ? 'failed' : 'stopped';
-    return { ok: !this.fatal, error: this.fatal, timedOut };
+    return { ...this.totals(), ok: !this.fatal, error: this.fatal, timedOut };
+  }
+
+  private totals(): Pick<RunResult, 'errorRecords' | 'deadLettered' | 'unacked' | 'deadLetterDir'> {
+    return {
+      errorRecords: this.errorRecords,
+      deadLettered: this.deadLettered,
+      unacked: this.unsettled,
+      deadLetterDir: this.deadLetters.dir,
+    };
+  }
+
+  /** Feeds replayed records into the input of the transform or sink they failed in. */
+  private async runReplay(): Promise<void> {
+    const replay = this.opts.replay;
+    const target = replay && [...this.transforms, ...this.sinks].find((n) => n.spec.name === replay.stage);
+    if (!replay || !target) return;
+    try {
+      await this.emitAll(replay.records, (batch) => target.input.push(batch));
+    } finally {
+      target.input.closeWriter();
+    }
+  }
+
+  /** Turns inits into records in source-sized batches, each with its ack group, and hands them on. */
+  private async emitAll(inits: RecordInit[], push: (batch: Batch) => Promise<void>): Promise<void> {
+    const size = this.spec.runtime.batch_size;
+    for (let at = 0; at < inits.length; at += size) {
+      const chunk = inits.slice(at, at + size);
+      const group = this.ackGroup(chunk.length);
+      this.produced += chunk.length;
+      await push(chunk.map((r) => toRecord(r, group)));
+    }
+  }
+
+  /** An ack group counted until it settles, so the run knows what was never acked. */
+  private ackGroup(count: number, onAck?: (error?: Error) => void): AckGroup {
+    this.unsettled++;
+    return new AckGroup(count, (error) => {
+      this.unsettled--;
+      onAck?.(error);
+    });
   }
 
   /** Resolves shutdown_timeout after a stop was requested (never when the pipeline ends on its own). */
@@ -254,16 +325,6 @@ export class Pipeline {
   private async runSource(node: SourceNode): Promise<void> {
     const { spec, metrics } = node;
     let lastYield = performance.now();
-    const toRecord = (r: RecordInit, ack: AckGroup): SluiceRecord => ({
-      value: r.value,
-      meta: r.meta ?? {},
-      key: r.key,
-      time: r.time,
-      partition: r.partition,
-      position: r.position,
-      size: r.size ?? 0,
-      ack,
-    });
     const ctx: SourceContext = {
       signal: node.abort.signal,
       checkpoints: node.scope,
@@ -272,7 +333,7 @@ export class Pipeline {
           onAck?.();
           return;
         }
-        const group = new AckGroup(inits.length, onAck);
+        const group = this.ackGroup(inits.length, onAck);
         const batch: Batch = new Array(inits.length);
         let bytes = 0;
         for (let i = 0; i < inits.length; i++) {
@@ -291,12 +352,15 @@ export class Pipeline {
       },
       fail: async (input, reason, onAck) => {
         this.produced++;
-        const record = toRecord(input, new AckGroup(1, onAck));
-        await this.routeErrors(spec, metrics, [[record, reason]], false);
+        const record = toRecord(input, this.ackGroup(1, onAck));
+        await this.routeErrors(spec, metrics, [[record, reason]]);
       },
     };
     try {
-      await node.source.run(ctx);
+      const replay = this.opts.replay;
+      if (!replay) await node.source.run(ctx);
+      else if (replay.stage === spec.name)
+        await this.emitAll(replay.records, (batch) => this.publish(spec.name, batch, metrics));
     } catch (err) {
       if (!node.abort.signal.aborted) this.fail(`source '${spec.name}' failed: ${(err as Error).message}`);
     } finally {
@@ -341,7 +405,7 @@ export class Pipeline {
         const batchFailures = failures;
         pushed = [];
         failures = [];
-        if (batchFailures.length > 0) await this.routeErrors(spec, metrics, batchFailures, false);
+        if (batchFailures.length > 0) await this.routeErrors(spec, metrics, batchFailures);
         if (batchOut.length > 0) {
           metrics.sent(batchOut.length, sumBytes(batchOut));
           await this.publish(spec.name, batchOut, metrics);
@@ -355,87 +419,131 @@ export class Pipeline {
 
   // ------------------------------------------------------------ sinks
 
+  /**
+   * Reads a sink's channel into buffers (per partition for object sinks) and writes them out.
+   * Every record the sink holds — buffered, flushed and waiting for a write slot, being written or
+   * retried — counts against one bound (records and bytes); at the bound the loop stops reading,
+   * so the channel fills and the pressure goes back to the source. Age flushes only move a buffer
+   * to the queue of flushed batches: nothing is ever held outside the count.
+   */
   private async runSink(node: SinkNode): Promise<void> {
     const { spec, metrics, input, batching } = node;
-    const buffers = new Map<
-      string,
-      { records: SluiceRecord[]; bytes: number; startedAt: number; timer?: NodeJS.Timeout }
-    >();
+    type Buffer = { records: SluiceRecord[]; bytes: number; startedAt: number; timer?: NodeJS.Timeout };
+    const buffers = new Map<string, Buffer>();
+    const flushed: SinkBatch[] = [];
     const inFlight = new Set<Promise<void>>();
-    // Flushes started by a buffer's age timer, possibly still waiting for a write slot.
-    const byAge = new Set<Promise<void>>();
     let seq = 0;
-    // Records held across all partition buffers: bounded so many partitions cannot add up to
-    // unbounded memory; past the bound the largest buffer is flushed early.
-    let buffered = 0;
-    const maxBuffered = Math.max(
-      batching.max_records,
-      batching.max_total_records ?? DEFAULT_MAX_TOTAL_RECORDS,
+    let heldBytes = 0;
+    const maxHeld = Math.max(batching.max_records, batching.max_total_records ?? DEFAULT_MAX_TOTAL_RECORDS);
+    const maxHeldBytes = Math.max(
+      batching.max_bytes * (node.maxInFlight + 1),
+      batching.max_total_bytes ?? DEFAULT_MAX_TOTAL_BYTES,
     );
+    metrics.heldLimit = maxHeld;
+    let wake: (() => void) | undefined;
+    const changed = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const nextChange = () => new Promise<void>((resolve) => (wake = resolve));
 
-    const dispatch = async (key: string): Promise<void> => {
+    const startWrites = (): void => {
+      while (inFlight.size < node.maxInFlight && flushed.length > 0) {
+        const batch = flushed.shift() as SinkBatch;
+        const p = this.writeBatch(node, batch).finally(() => {
+          inFlight.delete(p);
+          metrics.holding(-batch.records.length);
+          heldBytes -= batch.bytes;
+          startWrites();
+          changed();
+        });
+        inFlight.add(p);
+      }
+    };
+    const flush = (key: string): void => {
       const buf = buffers.get(key);
       if (!buf) return;
       buffers.delete(key);
-      buffered -= buf.records.length;
       if (buf.timer) clearTimeout(buf.timer);
-      while (inFlight.size >= node.maxInFlight) await Promise.race(inFlight);
-      const batch: SinkBatch = {
+      flushed.push({
         records: buf.records,
         partition: node.byPartition ? key : undefined,
         startedAt: buf.startedAt,
         bytes: buf.bytes,
         seq: seq++,
-      };
-      const p = this.writeWithRetry(node, batch).finally(() => inFlight.delete(p));
-      inFlight.add(p);
+      });
+      startWrites();
     };
-    const dispatchByAge = (key: string): void => {
-      const d = dispatch(key).finally(() => byAge.delete(d));
-      byAge.add(d);
+    /**
+     * Waits until a record of `bytes` fits under the bound (always when nothing is held) and no
+     * flushed batch waits for a write slot.
+     */
+    const room = async (bytes: number): Promise<void> => {
+      const full = () =>
+        flushed.length > 0 ||
+        (metrics.held > 0 && (metrics.held + 1 > maxHeld || heldBytes + bytes > maxHeldBytes));
+      while (full()) {
+        // Free the write slots' worth of buffered records first: holding a full bound in
+        // buffers while no write runs would wait forever.
+        if (flushed.length === 0 && inFlight.size < node.maxInFlight && buffers.size > 0) {
+          flush(largestBuffer(buffers));
+          continue;
+        }
+        await nextChange();
+      }
     };
 
     for (;;) {
+      // A flushed batch waiting means every write slot is busy: read no further until it got one.
+      while (flushed.length > 0) await nextChange();
       const batch = await input.pull();
       if (!batch) break;
       metrics.received(batch.length, sumBytes(batch));
-      // Synchronous per record; awaits only when a buffer is full (once per max_records).
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i];
+        if (flushed.length > 0) await room(r.size);
         if (node.maxRecordBytes !== undefined && r.size > node.maxRecordBytes) {
           const reason = `record of ${r.size} bytes exceeds the ${spec.type} limit of ${node.maxRecordBytes} bytes`;
-          await this.routeErrors(spec, metrics, [[r, reason]], true);
+          await this.routeErrors(spec, metrics, [[r, reason]]);
           continue;
         }
+        // Synchronous per record while under the bound; awaits only at it.
+        if (metrics.held + 1 > maxHeld || heldBytes + r.size > maxHeldBytes) await room(r.size);
         const key = node.byPartition ? (r.partition ?? '_') : '';
         let buf = buffers.get(key);
         if (buf !== undefined && buf.bytes + r.size > batching.max_bytes) {
-          await dispatch(key);
-          buf = buffers.get(key);
+          flush(key);
+          buf = undefined;
         }
         if (buf === undefined) {
           buf = { records: [], bytes: 0, startedAt: Date.now() };
           buffers.set(key, buf);
-          buf.timer = setTimeout(() => dispatchByAge(key), batching.max_age);
+          buf.timer = setTimeout(() => flush(key), batching.max_age);
         }
         buf.records.push(r);
         buf.bytes += r.size;
-        buffered++;
-        if (buf.records.length >= batching.max_records || buf.bytes >= batching.max_bytes)
-          await dispatch(key);
-        else if (buffered > maxBuffered) await dispatch(largestBuffer(buffers));
+        heldBytes += r.size;
+        metrics.holding(1);
+        if (buf.records.length >= batching.max_records || buf.bytes >= batching.max_bytes) flush(key);
       }
     }
-    for (const key of [...buffers.keys()]) await dispatch(key);
-    // Age flushes waiting for a slot add writes when they get one: wait for both to settle.
-    while (byAge.size > 0 || inFlight.size > 0) await Promise.all([...byAge, ...inFlight]);
+    for (const key of [...buffers.keys()]) flush(key);
+    while (flushed.length > 0 || inFlight.size > 0) await nextChange();
     for (const c of this.readers.get(`${spec.name}.errors`) ?? []) c.closeWriter();
   }
 
-  /** Writes a batch; retries only the failed records with backoff; the rest go to the error output. */
-  private async writeWithRetry(node: SinkNode, batch: SinkBatch): Promise<void> {
+  /**
+   * Writes one batch until every record is durable or failed for good. Transient failures are
+   * retried with backoff (by default without end: an outage is waited out); a record the sink
+   * rejects goes to the error output at once; a whole batch failing for a reason that is not
+   * transient is split in halves until the records that fail are alone, so one poison record
+   * never takes its batch with it.
+   */
+  private async writeBatch(node: SinkNode, batch: SinkBatch): Promise<void> {
     const { spec, metrics, sink } = node;
     let records = batch.records;
+    let firstFailureAt = 0;
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       let failed: RecordFailure[];
@@ -443,9 +551,12 @@ export class Pipeline {
         const result = await sink.write({ ...batch, records, bytes: sumBytes(records) });
         failed = result?.failed ?? [];
       } catch (err) {
-        const retryable = (err as { retryable?: boolean }).retryable !== false;
+        if (!isTransient(err)) {
+          metrics.batchTook(performance.now() - t0);
+          return this.isolate(node, batch, records, err as Error);
+        }
         const reason = (err as Error).message;
-        failed = records.map((_, index) => ({ index, reason, retryable }));
+        failed = records.map((_, index) => ({ index, reason, retryable: true }));
       }
       metrics.batchTook(performance.now() - t0);
       const failedAt = new Map(failed.map((f) => [f.index, f]));
@@ -457,28 +568,73 @@ export class Pipeline {
         okBytes += records[i].size;
         records[i].ack.resolve();
       }
-      if (ok > 0) metrics.sent(ok, okBytes);
+      if (ok > 0) metrics.delivered(ok, okBytes);
       if (failed.length === 0) return;
-      const permanent = failed.filter((f) => !f.retryable || attempt >= spec.retry.max_attempts);
-      const again = failed.filter((f) => f.retryable && attempt < spec.retry.max_attempts);
-      if (permanent.length > 0) {
-        const suffix = (f: RecordFailure) => (f.retryable ? ` (after ${attempt} attempts)` : '');
-        await this.routeErrors(
-          spec,
-          metrics,
-          permanent.map((f) => [records[f.index], f.reason + suffix(f)]),
-          true,
-        );
+      const permanent: [SluiceRecord, string][] = [];
+      const again: RecordFailure[] = [];
+      for (const f of failed) {
+        if (!f.retryable) permanent.push([records[f.index], f.reason]);
+        else again.push(f);
       }
+      if (again.length > 0) {
+        firstFailureAt ||= Date.now();
+        const exhausted = retryExhausted(spec.retry, attempt, firstFailureAt);
+        if (exhausted) {
+          for (const f of again) permanent.push([records[f.index], `${exhausted}: ${f.reason}`]);
+          again.length = 0;
+        }
+      }
+      if (permanent.length > 0) await this.routeErrors(spec, metrics, permanent);
       if (again.length === 0) return;
+      if (this.stopped.signal.aborted) return; // abandoned at the drain deadline: never acked, redelivered on restart
       metrics.retried(again.length);
-      this.log.warn(
-        { stage: spec.name, attempt, failed: again.length, reason: again[0].reason },
-        'write failed; retrying',
-      );
+      metrics.retrying(again[0].reason);
+      this.warnRetrying(node, again.length, again[0].reason, attempt);
       await waitBackoff(spec.retry, attempt, this.stopped.signal);
+      if (this.stopped.signal.aborted) return;
       records = again.map((f) => records[f.index]);
     }
+  }
+
+  /** A batch failed as a whole, not transiently: halves are written on their own until the culprits are alone. */
+  private async isolate(
+    node: SinkNode,
+    batch: SinkBatch,
+    records: SluiceRecord[],
+    err: Error,
+  ): Promise<void> {
+    if (records.length === 1) {
+      await this.routeErrors(node.spec, node.metrics, [[records[0], err.message]]);
+      return;
+    }
+    node.metrics.count('bisections');
+    const half = Math.ceil(records.length / 2);
+    // One after the other, so an ordered sink keeps its order.
+    await this.writeBatch(node, { ...batch, records: records.slice(0, half) });
+    await this.writeBatch(node, { ...batch, records: records.slice(half) });
+  }
+
+  /** At most one WARN per sink every few seconds while it waits out an outage, with the count. */
+  private warnRetrying(node: SinkNode, records: number, reason: string, attempt: number): void {
+    const now = Date.now();
+    const last = this.lastRetryWarn.get(node.spec.name) ?? 0;
+    node.retryWarnCount += records;
+    if (now - last < RETRY_WARN_INTERVAL) return;
+    this.lastRetryWarn.set(node.spec.name, now);
+    const h = node.metrics.health;
+    this.log.warn(
+      {
+        stage: node.spec.name,
+        reason,
+        attempt,
+        retried_records: node.retryWarnCount,
+        held: node.metrics.held,
+        retrying_for_s: h.since ? Math.round((now - h.since) / 1000) : 0,
+        last_success_s_ago: h.lastSuccessAt ? Math.round((now - h.lastSuccessAt) / 1000) : undefined,
+      },
+      `sink ${node.spec.name} is retrying a transient failure; its records are held and its input waits`,
+    );
+    node.retryWarnCount = 0;
   }
 
   // ------------------------------------------------------------ routing
@@ -501,45 +657,55 @@ export class Pipeline {
   }
 
   /**
-   * Sends failed records to `<stage>.errors`. Unwired: counted and logged once per kind; a
-   * record a sink could not write is nacked (its source will not checkpoint past it), a
-   * record that cannot be processed is acked (replaying it cannot help).
+   * Sends records that failed for good to `<stage>.errors`, as bounded copies that cannot fail to
+   * encode. Unwired, they go to the stage's dead-letter file and are acked once it is synced:
+   * nothing stalls the source's checkpoint and nothing is lost. `on_error: stop` fails the run.
    */
   private async routeErrors(
     spec: StageSpec,
     metrics: StageMetrics,
     failures: [SluiceRecord, string][],
-    fromSink: boolean,
   ): Promise<void> {
     for (const [, reason] of failures) metrics.failed(reason);
+    this.errorRecords += failures.length;
     if (spec.onError === 'stop') {
       this.fail(`${spec.kind} '${spec.name}': ${failures[0][1]} (on_error: stop)`);
       for (const [r, reason] of failures) r.ack.reject(new Error(reason));
       return;
     }
     const output = `${spec.name}.errors`;
+    const at = new Date().toISOString();
     if (!this.readers.get(output)?.length) {
-      for (const [r, reason] of failures) {
-        this.logErrorOnce(spec, r, reason, fromSink);
-        if (fromSink) r.ack.reject(new Error(reason));
-        else r.ack.resolve();
+      const letters = failures.map(([r, reason]) => errorValue(spec.name, r, reason, at, DEAD_LETTER_LIMITS));
+      this.logErrorOnce(spec, failures[0][0], failures[0][1]);
+      try {
+        await this.deadLetters.write(spec.name, letters);
+      } catch (err) {
+        // Nowhere to put them: they stay unacked (redelivered after a restart) and the run fails.
+        const message = `cannot write dead letters of '${spec.name}' under ${this.deadLetters.dir}: ${(err as Error).message}`;
+        this.fail(message);
+        for (const [r] of failures) r.ack.reject(new Error(message));
+        return;
       }
+      metrics.deadLetters(failures.length);
+      this.deadLettered += failures.length;
+      for (const [r] of failures) r.ack.resolve();
       return;
     }
-    const at = new Date().toISOString();
-    const batch: Batch = failures.map(([r, reason]) => {
-      const value: ErrorValue = { stage: spec.name, reason, at, value: r.value, meta: r.meta };
-      return { ...r, value, partition: spec.name };
-    });
+    const batch: Batch = failures.map(([r, reason]) => ({
+      ...r,
+      value: errorValue(spec.name, r, reason, at, ERROR_OUTPUT_LIMITS),
+      partition: spec.name,
+    }));
     await this.publish(output, batch, metrics);
   }
 
-  private logErrorOnce(spec: StageSpec, r: SluiceRecord, reason: string, fromSink: boolean): void {
+  private logErrorOnce(spec: StageSpec, r: SluiceRecord, reason: string): void {
     const kind = `${spec.name}:${reason
       .replace(/\d+/g, '#')
       .replace(/'[^']*'/g, "'…'")
       .slice(0, 80)}`;
-    if (this.loggedErrorKinds.has(kind)) return;
+    if (this.loggedErrorKinds.has(kind) || this.loggedErrorKinds.size > 1000) return;
     this.loggedErrorKinds.add(kind);
     this.log.warn(
       {
@@ -547,13 +713,69 @@ export class Pipeline {
         reason,
         sample: truncate(r.value),
         position: r.position,
+        dead_letters: this.deadLetters.dir,
         wire: `${spec.name}.errors`,
       },
-      fromSink
-        ? `records could not be written and ${spec.name}.errors is not wired: they stay unacknowledged (not checkpointed); further errors of this kind are only counted`
-        : `records failed and ${spec.name}.errors is not wired: counted; further errors of this kind are only counted`,
+      `records failed in ${spec.name} and ${spec.name}.errors is not wired: they go to its dead letters (sluice dead-letter ls); further errors of this kind are only counted`,
     );
   }
+}
+
+/** The record of an error output or a dead letter: always encodable, bounded in depth and size. */
+function errorValue(
+  stage: string,
+  r: SluiceRecord,
+  reason: string,
+  at: string,
+  limits: SafeValueLimits,
+): ErrorValue {
+  const copy = safeValue(r.value, limits);
+  const meta = safeValue(r.meta, META_LIMITS);
+  const out: ErrorValue = {
+    stage,
+    reason: reason.length > 4096 ? `${reason.slice(0, 4096)}…` : reason,
+    at,
+    value: copy.value,
+    meta: meta.value as ErrorValue['meta'],
+  };
+  if (r.position !== undefined) out.position = r.position;
+  if (r.key !== undefined) out.key = r.key;
+  if (r.partition !== undefined) out.partition = r.partition;
+  if (r.time !== undefined) out.time = r.time;
+  if (copy.truncated || meta.truncated) out.truncated = true;
+  return out;
+}
+
+/** Dead letters are kept for replay: a larger budget than error outputs, which feed other sinks. */
+const DEAD_LETTER_LIMITS: SafeValueLimits = { maxDepth: 64, maxBytes: 16 * 1024 * 1024 };
+const META_LIMITS: SafeValueLimits = { maxDepth: 8, maxBytes: 64 * 1024 };
+const RETRY_WARN_INTERVAL = 5000;
+/** Default bound on bytes a sink holds. */
+const DEFAULT_MAX_TOTAL_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Whether a whole-batch failure should be waited out. Stages say so with `retryable`; otherwise
+ * errors of encoding and of code (RangeError, TypeError, SyntaxError) are about the data in
+ * hand, and everything else (network, service, access) is transient.
+ */
+function isTransient(err: unknown): boolean {
+  const retryable = (err as { retryable?: unknown } | undefined)?.retryable;
+  if (retryable === true || retryable === false) return retryable;
+  if (err instanceof TypeError && (err as Error).cause !== undefined) return true; // fetch's network failures
+  return !(err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError);
+}
+
+function toRecord(r: RecordInit, ack: AckGroup): SluiceRecord {
+  return {
+    value: r.value,
+    meta: r.meta ?? {},
+    key: r.key,
+    time: r.time,
+    partition: r.partition,
+    position: r.position,
+    size: r.size ?? 0,
+    ack,
+  };
 }
 
 /** Default bound on records held across the partition buffers of one sink. */

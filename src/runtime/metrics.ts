@@ -29,6 +29,24 @@ export interface StageSnapshot {
   /** Sink-specific counters, e.g. objects or files written, SNS requests in flight. */
   extra: Record<string, number>;
   lastErrors: ErrorSample[];
+  /** Failed records written to this stage's dead-letter files (its error output was not wired). */
+  deadLettered: number;
+  /** Sinks: records held at once (buffers, waiting for a write, being written or retried). */
+  held: number;
+  heldPeak: number;
+  heldLimit: number;
+  /** Sinks: `retrying` while a transient failure is being waited out. */
+  health: SinkHealth;
+}
+
+export interface SinkHealth {
+  state: 'ok' | 'retrying';
+  /** The last transient failure, while retrying. */
+  reason?: string;
+  /** Epoch ms of the first failure of the current retry spell. */
+  since?: number;
+  /** Epoch ms of the last successful write. */
+  lastSuccessAt?: number;
 }
 
 export interface ErrorSample {
@@ -55,6 +73,13 @@ export class StageMetrics {
   readonly lagByPartition = new Map<string, number>();
   readonly extra = new Map<string, number>();
   readonly lastErrors: ErrorSample[] = [];
+  deadLettered = 0;
+  held = 0;
+  heldPeak = 0;
+  heldLimit = 0;
+  health: SinkHealth = { state: 'ok' };
+  /** Set once a sink reports the bytes it wrote: it then owns bytesOut. */
+  private bytesOwned = false;
   queueFill: () => number = () => 0;
   private readonly onError: ((s: ErrorSample) => void) | undefined;
 
@@ -82,9 +107,40 @@ export class StageMetrics {
     this.bytesOut += bytes;
   }
 
+  /**
+   * Records a sink made durable. Its bytes out are the record sizes, unless the sink reports the
+   * bytes it actually wrote through `wrote`: one owner per counter, never both.
+   */
+  delivered(records: number, bytes: number): void {
+    this.recordsOut += records;
+    if (!this.bytesOwned) this.bytesOut += bytes;
+    const h = this.health;
+    h.state = 'ok';
+    h.reason = undefined;
+    h.since = undefined;
+    h.lastSuccessAt = Date.now();
+  }
+
   /** Bytes a sink wrote (encoded, compressed): what left the process. */
   wrote(bytes: number): void {
+    this.bytesOwned = true;
     this.bytesOut += bytes;
+  }
+
+  /** A transient failure: the sink waits it out, holding its records. */
+  retrying(reason: string): void {
+    const since = this.health.state === 'retrying' ? this.health.since : Date.now();
+    this.health = { state: 'retrying', reason, since, lastSuccessAt: this.health.lastSuccessAt };
+  }
+
+  /** Records held by a sink moved by `delta`. */
+  holding(delta: number): void {
+    this.held += delta;
+    if (this.held > this.heldPeak) this.heldPeak = this.held;
+  }
+
+  deadLetters(n: number): void {
+    this.deadLettered += n;
   }
 
   failed(reason: string, n = 1): void {
@@ -152,6 +208,11 @@ export class StageMetrics {
       lagByPartition: Object.fromEntries(this.lagByPartition),
       extra: Object.fromEntries(this.extra),
       lastErrors: [...this.lastErrors],
+      deadLettered: this.deadLettered,
+      held: this.held,
+      heldPeak: this.heldPeak,
+      heldLimit: this.heldLimit,
+      health: { ...this.health },
     };
   }
 }

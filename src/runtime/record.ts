@@ -23,11 +23,21 @@ export interface SluiceRecord {
 /** What a source hands to `emit`; the runtime adds the ack group. */
 export type RecordInit = Omit<SluiceRecord, 'ack' | 'size' | 'meta'> & { size?: number; meta?: Meta };
 
-/** The value of a record on a `<stage>.errors` output. */
+/**
+ * The value of a record on a `<stage>.errors` output, and one line of a dead-letter file. `value`
+ * is a copy bounded in depth and size (see safe-value.ts), so writing it can never fail on its
+ * content; `truncated` says the copy is not the original (such a record cannot be replayed).
+ */
 export interface ErrorValue {
   stage: string;
   reason: string;
   at: string;
   value: unknown;
   meta: Meta;
+  /** Source position of the record (`shard:sequence`, `topic/partition/offset`, `file:line`). */
+  position?: string;
+  key?: string;
+  partition?: string;
+  time?: number;
+  truncated?: true;
 }

@@ -24,12 +24,20 @@ const OnError = Type.Union([Type.Literal('continue'), Type.Literal('stop')], {
 
 export const RetrySchema = Type.Object(
   {
-    max_attempts: Type.Integer({
-      minimum: 1,
-      maximum: 1000,
-      default: 5,
-      description: 'Attempts per batch, the first included',
-    }),
+    max_attempts: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'Attempts per record, the first included, before a transient failure is treated as permanent (the record goes to the error output or the dead letters). Default: no limit — an outage is waited out',
+      }),
+    ),
+    max_elapsed: Type.Optional(
+      Duration({
+        description:
+          'Longest a record is retried from its first failure before it is treated as permanent. Default: no limit',
+        examples: ['15m'],
+      }),
+    ),
     backoff: Duration({
       default: '200ms',
       description: 'First wait between attempts; doubles each time, with jitter',
@@ -38,7 +46,8 @@ export const RetrySchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'Retry of failed writes before records go to the error output',
+    description:
+      'Retry of transient write failures (unreachable, timing out, throttling, restarting). By default they are retried until they succeed while the sink holds its records and stops reading, so the source stops too; permanent failures (a record rejected or not encodable) are never retried',
   },
 );
 
@@ -50,7 +59,12 @@ export const BufferSchema = Type.Object(
     max_total_records: Type.Integer({
       minimum: 1,
       description:
-        'Records held across all partition buffers of the sink (default 50000, at least max_records); past it the largest buffer is flushed early, so many partitions cannot exhaust memory',
+        'Records the sink holds at once — in its buffers, waiting for a write, being written or retried (default 50000, at least max_records). At the bound it stops reading its input (the largest buffer is flushed early), so neither many partitions nor a long outage can exhaust memory',
+    }),
+    max_total_bytes: Size({
+      description:
+        'Bytes the sink holds at once, counted like max_total_records (default 64MiB, at least max_bytes × (max_in_flight + 1))',
+      examples: ['256MiB'],
     }),
   },
   {

@@ -142,7 +142,11 @@ ${extra}`;
     // Only the failed record was retried; its neighbours were written once.
     expect(delivered.sort((a, b) => a - b)).toEqual([...Array(20).keys()].filter((n) => n !== 7));
     expect(dead.values).toEqual([
-      expect.objectContaining({ stage: 'out', reason: 'throttled (after 3 attempts)', value: { n: 7 } }),
+      expect.objectContaining({
+        stage: 'out',
+        reason: 'gave up after 3 attempts (retry.max_attempts: 3): throttled',
+        value: { n: 7 },
+      }),
     ]);
     expect(stageMetrics(p, 'out').retries).toBe(2);
     expect(stageMetrics(p, 'out').errors).toBe(1);
@@ -166,19 +170,23 @@ ${extra}`;
     expect(stageMetrics(p, 'out').retries).toBe(10);
   });
 
-  it('a non-retryable failure goes to the error output at once', async () => {
-    let calls = 0;
+  it('a non-retryable whole-batch failure is never retried: the batch is split until the failing record is alone', async () => {
+    const delivered: number[] = [];
     const sink = testSink((batch) => {
-      calls++;
-      if ((batch.records[0].value as { n: number }).n === 10)
-        throw new StageError('schema mismatch', { retryable: false });
+      const ns = batch.records.map((r) => (r.value as { n: number }).n);
+      if (ns.includes(10)) throw new StageError('schema mismatch', { retryable: false });
+      delivered.push(...ns);
       return undefined;
     });
     const dead = collectingSink();
     const p = buildPipeline(spec(), { sinks: { out: sink, dead: dead.def } });
-    expect((await p.run()).ok).toBe(true);
-    expect(calls).toBe(4);
-    expect(dead.values).toHaveLength(5);
-    expect(dead.values[0]).toMatchObject({ stage: 'out', reason: 'schema mismatch' });
+    const result = await p.run();
+    expect(result.ok).toBe(true);
+    expect(result.errorRecords).toBe(1);
+    expect(delivered.sort((a, b) => a - b)).toEqual([...Array(20).keys()].filter((n) => n !== 10));
+    expect(dead.values).toEqual([
+      expect.objectContaining({ stage: 'out', reason: 'schema mismatch', value: { n: 10 } }),
+    ]);
+    expect(stageMetrics(p, 'out').retries).toBe(0);
   });
 });

@@ -47,6 +47,12 @@ sinks:
     );
     const result = await p.run();
     expect(collected.values).toHaveLength(100);
-    expect(result).toEqual({ ok: true, error: undefined, timedOut: false });
+    expect(result).toMatchObject({
+      ok: true,
+      error: undefined,
+      timedOut: false,
+      unacked: 0,
+      errorRecords: 0,
+    });
   });
 });

@@ -21,6 +21,11 @@ export function stage(
     lagByPartition: {},
     extra: {},
     lastErrors: [],
+    deadLettered: 0,
+    held: 0,
+    heldPeak: 0,
+    heldLimit: 0,
+    health: { state: 'ok' },
     ...over,
   };
 }
