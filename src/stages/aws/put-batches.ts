@@ -1,12 +1,25 @@
-/** Shared by the Kinesis and Firehose sinks: record encoding and splitting into API-sized calls. */
+/**
+ * Shared by the Kinesis and Firehose sinks: record encoding and splitting into API-sized calls.
+ * The S3 sink uses the encoding failure reasons too.
+ */
 
 const encoder = new TextEncoder();
 
-/** Bytes are sent as they are, strings as UTF-8, any other value as JSON. */
+/**
+ * Bytes are sent as they are, strings as UTF-8, any other value as JSON. Throws for a value JSON
+ * cannot hold (RangeError when nested too deep, TypeError for a BigInt or a cycle): callers
+ * encode one record at a time and fail that record alone.
+ */
 export function encodeValue(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (typeof value === 'string') return encoder.encode(value);
   return encoder.encode(JSON.stringify(value) ?? 'null');
+}
+
+/** A failure reason for an error thrown by `encodeValue`. */
+export function encodeProblem(err: unknown): string {
+  if (err instanceof RangeError && /call stack/i.test(err.message)) return 'value nested too deep for JSON';
+  return err instanceof Error ? err.message : String(err);
 }
 
 export interface Entry {
@@ -32,23 +45,6 @@ export function chunk<E extends Entry>(entries: readonly E[], maxRecords: number
   }
   if (cur.length > 0) out.push(cur);
   return out;
-}
-
-/** Errors worth another attempt: throttling, service faults, networking. */
-export function isRetryable(err: unknown): boolean {
-  const e = err as { name?: string; $fault?: string; $retryable?: unknown; retryable?: boolean };
-  if (e.retryable === false) return false;
-  const name = e.name ?? '';
-  if (
-    name === 'ValidationException' ||
-    name === 'InvalidArgumentException' ||
-    name === 'AccessDeniedException' ||
-    name === 'KMSAccessDeniedException' ||
-    name === 'InvalidKMSResourceException'
-  ) {
-    return false;
-  }
-  return true;
 }
 
 export const MiB = 1024 * 1024;
