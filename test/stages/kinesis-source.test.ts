@@ -7,6 +7,7 @@ import {
   PutRecordCommand,
   SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregate } from '../../src/stages/aws/kpl.ts';
 import { type KinesisSource, kinesisSource } from '../../src/stages/sources/kinesis.ts';
@@ -185,6 +186,78 @@ describe('kinesis source', () => {
     expect(bad[1].record.value).toBe(Buffer.from([0xff, 0xfe]).toString('base64'));
     // Failed inputs are acked like the rest: the checkpoint moves past them.
     expect((await h.store.load('src'))?.['shardId-000000000000']).toBe(bad[1].record.meta?.sequence_number);
+  });
+
+  it('routes records past max_depth or max_record_bytes to the error output and reads on', async () => {
+    const stream = `s-${suffix()}`;
+    await createStream(k.client, stream, 1);
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    await putJson(k.client, stream, [
+      { key: 'a', value: Buffer.from(deep) },
+      { key: 'a', value: { pad: 'x'.repeat(3000) } },
+      { key: 'a', value: { a: { b: 1 } } },
+    ]);
+    const dir = await tmp();
+    const h = new Harness(dir);
+    const { source } = await newSource(stream, dir, { max_record_bytes: 2048, max_depth: 2 });
+    await runUntil(source, h, () => h.waitFor(3));
+    expect(h.values()).toEqual([{ a: { b: 1 } }]);
+    const bad = h.emitted.filter((e) => e.reason);
+    expect(bad.map((b) => b.reason?.replace(/record \d+/, 'record N'))).toEqual([
+      'record N in shard shardId-000000000000: record of 10000 bytes is larger than max_record_bytes (2048)',
+      'record N in shard shardId-000000000000: record of 3010 bytes is larger than max_record_bytes (2048)',
+    ]);
+    expect(String(bad[1].record.value)).toHaveLength(1025);
+
+    // Depth alone, with the default size limit.
+    const h2 = new Harness(await tmp());
+    const again = await newSource(stream, await tmp(), { max_depth: 2 });
+    await runUntil(again.source, h2, () => h2.waitFor(3));
+    expect(
+      h2.emitted.filter((e) => e.reason).map((e) => e.reason?.replace(/record \d+/, 'record N')),
+    ).toEqual(['record N in shard shardId-000000000000: value nested deeper than 2 levels']);
+    expect(h2.values()).toEqual([{ pad: 'x'.repeat(3000) }, { a: { b: 1 } }]);
+  });
+
+  it('says once per shard where it starts or resumes', async () => {
+    const stream = `s-${suffix()}`;
+    await createStream(k.client, stream, 2);
+    await putJson(k.client, stream, [{ key: 'a', value: { i: 1 } }]);
+    const dir = await tmp();
+    const run = async (records: number) => {
+      const lines: string[] = [];
+      const ctx = await stageContext('src', 'source', 'kinesis', dir);
+      ctx.log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
+      const source = kinesisSource.create(
+        { stream, endpoint: k.endpoint, region: 'us-east-1', start: 'trim_horizon', poll_interval: 200 },
+        ctx,
+      ) as KinesisSource;
+      const h = new Harness(dir);
+      await runUntil(source, h, async () => {
+        await h.waitFor(records);
+        await sleep(300);
+      });
+      return lines.filter((l) => l.includes('shard')).sort();
+    };
+    expect(await run(1)).toEqual([
+      'no checkpoint for shard shardId-000000000000: starting at TRIM_HORIZON',
+      'no checkpoint for shard shardId-000000000001: starting at TRIM_HORIZON',
+    ]);
+    // The shard that held the record resumes after it; the empty one still has no checkpoint.
+    const second = await run(0);
+    expect(second).toHaveLength(2);
+    expect(
+      second.filter((l) =>
+        /^no checkpoint for shard shardId-00000000000[01]: starting at TRIM_HORIZON$/.test(l),
+      ),
+    ).toHaveLength(1);
+    expect(
+      second.filter((l) =>
+        /^resuming shard shardId-00000000000[01] after sequence \d+ \(checkpoint in the state file\)$/.test(
+          l,
+        ),
+      ),
+    ).toHaveLength(1);
   });
 
   it('decodes text and binary', async () => {

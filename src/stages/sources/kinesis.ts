@@ -19,6 +19,14 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
 import { ContiguousTracker } from '../../runtime/ack.ts';
+import {
+  decodeJson,
+  excerpt,
+  type InputLimits,
+  inputLimits,
+  LimitOptions,
+  tooLargeReason,
+} from '../../runtime/limits.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { AwsOptions, Duration } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
@@ -69,6 +77,7 @@ const options = Type.Object({
         'How record data is decoded: json (a value), text (a UTF-8 string) or binary (bytes); data that fails goes to the error output',
     }),
   ),
+  ...LimitOptions,
   checkpoint: Type.Optional(
     Type.Object(
       {
@@ -246,6 +255,7 @@ export class KinesisSource implements Source {
   private loaded: Record<string, string> = {};
   private wake: (() => void) | undefined;
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
+  private readonly limits: InputLimits;
 
   constructor(o: Options, stage: StageContext) {
     this.o = o;
@@ -254,6 +264,7 @@ export class KinesisSource implements Source {
     this.pollInterval = Math.max(200, o.poll_interval ?? 200);
     this.idleInterval = Math.max(this.pollInterval, o.idle_interval ?? 1000);
     this.shardRefresh = o.shard_refresh ?? 10_000;
+    this.limits = inputLimits(o);
     if (o.start === 'at_timestamp' && !o.start_timestamp) {
       throw new StageError('start: at_timestamp needs start_timestamp', { retryable: false });
     }
@@ -428,6 +439,10 @@ export class KinesisSource implements Source {
     if (stored === false) return false; // another process reads it
     if (stored === SHARD_END) {
       this.positions[shard.id] = SHARD_END;
+      this.stage.log.info(
+        { shard: shard.id },
+        `shard ${shard.id} was read to its end before (${this.where()}): nothing left to read in it`,
+      );
       await this.checkpoints.release(shard.id);
       return true;
     }
@@ -439,11 +454,16 @@ export class KinesisSource implements Source {
       const initial = this.initialSpec(shard);
       if (initial === 'skip') {
         this.skipped.add(shard.id);
+        this.stage.log.info(
+          { shard: shard.id },
+          `no checkpoint for shard ${shard.id}: it closed before this run and start is LATEST, so it is not read`,
+        );
         await this.checkpoints.release(shard.id);
         return true;
       }
       spec = initial;
     }
+    this.logStart(shard, spec);
     const reader = new ShardReader(shard, spec, stored ?? undefined);
     this.readers.set(shard.id, reader);
     const task = this.read(reader)
@@ -457,6 +477,36 @@ export class KinesisSource implements Source {
       });
     this.tasks.add(task);
     return true;
+  }
+
+  /** Where this source's checkpoints live, for operators. */
+  private where(): string {
+    const table = this.o.checkpoint?.dynamodb?.table;
+    return table ? `checkpoint in DynamoDB table ${table}` : 'checkpoint in the state file';
+  }
+
+  /** One line per shard when its reading starts: where, and why there. */
+  private logStart(shard: ShardInfo, spec: StartSpec): void {
+    const log = this.stage.log;
+    if (spec.type === 'POSITION') {
+      const { seq, sub } = parsePosition(spec.position);
+      const inside = sub === undefined ? '' : ` (inside its KPL aggregate, after user record ${sub})`;
+      log.info(
+        { shard: shard.id, sequence: seq, sub_sequence: sub },
+        `resuming shard ${shard.id} after sequence ${seq}${inside} (${this.where()})`,
+      );
+      return;
+    }
+    const at = spec.type === 'AT_TIMESTAMP' ? `AT_TIMESTAMP ${spec.at.toISOString()}` : spec.type;
+    const why = !this.firstListing.has(shard.id)
+      ? ' (a shard created while running starts at its beginning)'
+      : shard.parents.some((p) => this.known.has(p) && this.loaded[p] !== undefined)
+        ? ' (its parent was read before, so it starts at its beginning)'
+        : '';
+    log.info(
+      { shard: shard.id, start: spec.type },
+      `no checkpoint for shard ${shard.id}: starting at ${at}${why}`,
+    );
   }
 
   private loseLease(id: string): void {
@@ -694,6 +744,21 @@ export class KinesisSource implements Source {
     bad: { input: RecordInit; reason: string }[],
   ): void {
     const codec = this.o.codec ?? 'json';
+    const where = `record ${meta.sequence_number} in shard ${meta.shard_id}`;
+    const max = this.limits.maxRecordBytes;
+    if (data.length > max) {
+      // Only the start goes to the error output, as text (lossy) or base64 for binary data.
+      // Enough bytes for the excerpt's characters whatever their width; binary keeps 1 KiB.
+      const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, 4096));
+      const value =
+        codec === 'binary' ? head.subarray(0, 1024).toString('base64') : excerpt(head.toString('utf8'));
+      const encoding = codec === 'binary' ? { data_encoding: 'base64' } : {};
+      bad.push({
+        input: { value, key, time, position, meta: { ...meta, ...encoding }, size: data.length },
+        reason: `${where}: ${tooLargeReason(data.length, max)}`,
+      });
+      return;
+    }
     if (codec === 'binary') {
       good.push({ value: data, key, time, position, meta, size: data.length });
       return;
@@ -713,13 +778,17 @@ export class KinesisSource implements Source {
       good.push({ value: text, key, time, position, meta, size: data.length });
       return;
     }
-    try {
-      good.push({ value: JSON.parse(text), key, time, position, meta, size: data.length });
-    } catch (err) {
-      bad.push({
-        input: { value: text, key, time, position, meta, size: data.length },
-        reason: `record ${meta.sequence_number} in shard ${meta.shard_id} is not JSON: ${(err as Error).message}`,
-      });
+    const decoded = decodeJson(text, this.limits, data.length);
+    if (decoded.ok) {
+      good.push({ value: decoded.value, key, time, position, meta, size: data.length });
+      return;
     }
+    bad.push({
+      input: { value: text, key, time, position, meta, size: data.length },
+      reason:
+        decoded.kind === 'malformed'
+          ? `${where} is not JSON: ${decoded.detail}`
+          : `${where}: ${decoded.reason}`,
+    });
   }
 }
