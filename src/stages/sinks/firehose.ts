@@ -1,5 +1,18 @@
-/** `firehose` sink: PutRecordBatch within its limits, returning only the failed entries for retry. */
+/**
+ * `firehose` sink: PutRecordBatch within its limits, returning only the failed entries for retry.
+ *
+ * `open()` checks with DescribeDeliveryStream that the delivery stream exists and is ACTIVE.
+ *
+ * Treated as transient (retried, records held): network errors and timeouts, entries refused
+ * with ServiceUnavailableException or InternalFailure, throttling (LimitExceeded,
+ * KMSThrottlingException), 5xx and 429, and errors about the delivery stream rather than the
+ * records (ResourceNotFoundException when it is deleted mid-run, ResourceInUseException,
+ * AccessDenied, expired credentials, KMS key disabled or not found). Permanent for the record
+ * alone: a value that cannot be encoded, a record over 1000 KiB, and a call refused with
+ * ValidationException or InvalidArgumentException (halved until the refused record is alone).
+ */
 import {
+  DescribeDeliveryStreamCommand,
   FirehoseClient,
   PutRecordBatchCommand,
   type PutRecordBatchResponseEntry,
@@ -7,7 +20,15 @@ import {
 import { Type } from '@sinclair/typebox';
 import { AwsOptions } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
-import { chunk, type Entry, encodeValue, isRetryable, MiB } from '../aws/put-batches.ts';
+import { awsErrorName, awsErrorText, isTransientAwsError } from '../aws/errors.ts';
+import { chunk, type Entry, encodeProblem, encodeValue, MiB } from '../aws/put-batches.ts';
+import {
+  type CheckTarget,
+  cannotCheck,
+  checkTarget,
+  StartupCheckError,
+  waitWhileCreating,
+} from '../aws/startup.ts';
 import {
   defineSink,
   type RecordFailure,
@@ -62,11 +83,53 @@ export class FirehoseSink implements Sink {
   readonly client: FirehoseClient;
   private readonly o: Options;
   private readonly ctx: StageContext;
+  private readonly target: CheckTarget;
 
   constructor(o: Options, ctx: StageContext) {
     this.o = o;
     this.ctx = ctx;
-    this.client = new FirehoseClient(awsClientConfig(o));
+    const config = awsClientConfig(o);
+    this.client = new FirehoseClient(config);
+    this.target = {
+      service: 'firehose',
+      what: `delivery stream '${o.delivery_stream}'`,
+      region: config.region,
+      endpoint: config.endpoint,
+      actions: 'firehose:DescribeDeliveryStream and firehose:PutRecordBatch',
+    };
+  }
+
+  async open(): Promise<void> {
+    const t = this.target;
+    const name = this.o.delivery_stream;
+    const status = async (): Promise<string | undefined> => {
+      const res = await checkTarget(t, (abortSignal) =>
+        this.client.send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), { abortSignal }),
+      );
+      return res.DeliveryStreamDescription?.DeliveryStreamStatus;
+    };
+    let state: string | undefined;
+    try {
+      state = await waitWhileCreating(status, ['CREATING']);
+    } catch (err) {
+      if (err instanceof StartupCheckError) throw err;
+      if (awsErrorName(err) === 'ResourceNotFoundException') {
+        throw new StartupCheckError(
+          `firehose: delivery stream '${name}' does not exist in region ${t.region}; create it ` +
+            `(aws firehose create-delivery-stream --delivery-stream-name ${name} …) or fix \`delivery_stream\``,
+          { cause: err },
+        );
+      }
+      throw cannotCheck(t, err);
+    }
+    if (state !== 'ACTIVE') {
+      throw new StartupCheckError(
+        `firehose: delivery stream '${name}' in region ${t.region} is ${state ?? 'in an unknown state'}, not ACTIVE; ` +
+          (state === 'CREATING'
+            ? 'wait until it is created, then start again'
+            : 'create it again or fix `delivery_stream`'),
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -78,7 +141,13 @@ export class FirehoseSink implements Sink {
     const newline = this.o.newline ?? true;
     const entries: FirehoseEntry[] = [];
     batch.records.forEach((r, index) => {
-      let data = encodeValue(r.value);
+      let data: Uint8Array;
+      try {
+        data = encodeValue(r.value);
+      } catch (err) {
+        failed.push({ index, reason: `record cannot be encoded: ${encodeProblem(err)}`, retryable: false });
+        return;
+      }
       if (newline && data[data.length - 1] !== NEWLINE) {
         const withNl = new Uint8Array(data.length + 1);
         withNl.set(data);
@@ -111,8 +180,13 @@ export class FirehoseSink implements Sink {
       this.ctx.metrics.count('put_record_batch_calls');
       results = res.RequestResponses ?? [];
     } catch (err) {
-      const reason = `PutRecordBatch failed: ${(err as Error).name}: ${(err as Error).message}`;
-      const retryable = isRetryable(err);
+      const retryable = isTransientAwsError(err);
+      if (!retryable && group.length > 1) {
+        // Refused for its content: halve until the record at fault is alone, the rest go in.
+        const half = Math.ceil(group.length / 2);
+        return [...(await this.put(group.slice(0, half))), ...(await this.put(group.slice(half)))];
+      }
+      const reason = `PutRecordBatch failed: ${awsErrorText(err)}`;
       return group.map((e) => ({ index: e.index, reason, retryable }));
     }
     const out: RecordFailure[] = [];
@@ -123,7 +197,12 @@ export class FirehoseSink implements Sink {
         ? `${r.ErrorCode}: ${r.ErrorMessage ?? ''}`.trim()
         : 'no result for this entry';
       if (r?.ErrorCode === 'ServiceUnavailableException') this.ctx.metrics.count('throttled_entries');
-      out.push({ index: group[i].index, reason, retryable: true });
+      // Entry codes are ServiceUnavailable, InternalFailure and KMS errors: all about the stream.
+      out.push({
+        index: group[i].index,
+        reason,
+        retryable: r?.ErrorCode ? isTransientAwsError({ name: r.ErrorCode }) : true,
+      });
     }
     return out;
   }

@@ -9,14 +9,37 @@
  * record per key (the n-th record of every key), and a wave's retryable failures are retried
  * here, with capped backoff, until accepted, before the next wave. Many distinct keys still fill
  * each call; a single hot key degrades to one record per call, the price of its order.
+ *
+ * `open()` checks with DescribeStreamSummary that the stream exists and is ACTIVE (or UPDATING).
+ *
+ * Treated as transient (retried, records held): network errors and timeouts, entries refused
+ * with ProvisionedThroughputExceededException or InternalFailure, throttling (LimitExceeded,
+ * KMSThrottlingException), 5xx and 429, and errors about the stream rather than the records
+ * (ResourceNotFoundException when the stream is deleted mid-run, AccessDenied, expired
+ * credentials, KMS key disabled or not found). Permanent for the record alone: a value that
+ * cannot be encoded, a partition key out of bounds, a record over 1 MiB, and a call refused with
+ * ValidationException or InvalidArgumentException (halved until the refused record is alone).
  */
-import { KinesisClient, PutRecordsCommand, type PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
+import {
+  DescribeStreamSummaryCommand,
+  KinesisClient,
+  PutRecordsCommand,
+  type PutRecordsResultEntry,
+} from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
 import { type CompiledExpr, compile } from '../../expr/index.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
 import { AwsOptions, Expr } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
-import { chunk, type Entry, encodeValue, isRetryable, MiB } from '../aws/put-batches.ts';
+import { awsErrorName, awsErrorText, isTransientAwsError } from '../aws/errors.ts';
+import { chunk, type Entry, encodeProblem, encodeValue, MiB } from '../aws/put-batches.ts';
+import {
+  type CheckTarget,
+  cannotCheck,
+  checkTarget,
+  StartupCheckError,
+  waitWhileCreating,
+} from '../aws/startup.ts';
 import {
   defineSink,
   type RecordFailure,
@@ -79,12 +102,54 @@ export class KinesisSink implements Sink {
   /** Ordered mode: the write under way; the next waits for it. */
   private serial: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly target: CheckTarget;
 
   constructor(o: Options, ctx: StageContext) {
     this.o = o;
     this.ctx = ctx;
     this.key = compile(o.partition_key);
-    this.client = new KinesisClient(awsClientConfig(o));
+    const config = awsClientConfig(o);
+    this.client = new KinesisClient(config);
+    this.target = {
+      service: 'kinesis',
+      what: `stream '${o.stream}'`,
+      region: config.region,
+      endpoint: config.endpoint,
+      actions: 'kinesis:DescribeStreamSummary and kinesis:PutRecords',
+    };
+  }
+
+  async open(): Promise<void> {
+    const t = this.target;
+    const status = async (): Promise<string | undefined> => {
+      const res = await checkTarget(t, (abortSignal) =>
+        this.client.send(new DescribeStreamSummaryCommand({ StreamName: this.o.stream }), { abortSignal }),
+      );
+      return res.StreamDescriptionSummary?.StreamStatus;
+    };
+    let state: string | undefined;
+    try {
+      state = await waitWhileCreating(status, ['CREATING']);
+    } catch (err) {
+      if (err instanceof StartupCheckError) throw err;
+      if (awsErrorName(err) === 'ResourceNotFoundException') {
+        throw new StartupCheckError(
+          `kinesis: stream '${this.o.stream}' does not exist in region ${t.region}; create it ` +
+            `(aws kinesis create-stream --stream-name ${this.o.stream} --shard-count 1) or fix \`stream\``,
+          { cause: err },
+        );
+      }
+      throw cannotCheck(t, err);
+    }
+    // UPDATING (resharding, retention changes) still takes writes.
+    if (state !== 'ACTIVE' && state !== 'UPDATING') {
+      throw new StartupCheckError(
+        `kinesis: stream '${this.o.stream}' in region ${t.region} is ${state ?? 'in an unknown state'}, not ACTIVE; ` +
+          (state === 'CREATING'
+            ? 'wait until it is created, then start again'
+            : 'create it again or fix `stream`'),
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -134,7 +199,13 @@ export class KinesisSink implements Sink {
         });
         continue;
       }
-      const data = encodeValue(r.value);
+      let data: Uint8Array;
+      try {
+        data = encodeValue(r.value);
+      } catch (err) {
+        failed.push({ index, reason: `record cannot be encoded: ${encodeProblem(err)}`, retryable: false });
+        continue;
+      }
       const bytes = data.length + Buffer.byteLength(key);
       if (bytes > MAX_RECORD_BYTES) {
         failed.push({
@@ -163,8 +234,13 @@ export class KinesisSink implements Sink {
       results = res.Records ?? [];
     } catch (err) {
       // The whole call failed: none of its entries is in the stream.
-      const reason = `PutRecords failed: ${(err as Error).name}: ${(err as Error).message}`;
-      const retryable = isRetryable(err);
+      const retryable = isTransientAwsError(err);
+      if (!retryable && group.length > 1) {
+        // Refused for its content: halve until the record at fault is alone, the rest go in.
+        const half = Math.ceil(group.length / 2);
+        return [...(await this.put(group.slice(0, half))), ...(await this.put(group.slice(half)))];
+      }
+      const reason = `PutRecords failed: ${awsErrorText(err)}`;
       return group.map((e) => [e, reason, retryable]);
     }
     const out: [KinesisEntry, string, boolean][] = [];
@@ -176,7 +252,8 @@ export class KinesisSink implements Sink {
         : 'no result for this entry';
       if (r?.ErrorCode === 'ProvisionedThroughputExceededException')
         this.ctx.metrics.count('throttled_entries');
-      out.push([group[i], reason, true]);
+      // Entry codes are throttling, InternalFailure and KMS errors: all about the stream.
+      out.push([group[i], reason, r?.ErrorCode ? isTransientAwsError({ name: r.ErrorCode }) : true]);
     }
     return out;
   }

@@ -8,15 +8,37 @@
  * `{ext}` render the same for a replay of the same source range, so a crash between upload
  * and checkpoint overwrites the object instead of adding a duplicate. `{batch_start}`,
  * `{seq}` and `{uuid}` differ on every run.
+ *
+ * `open()` checks with HeadBucket that the bucket exists and the credentials may use it.
+ * A record that cannot be encoded (a value nested too deep, a BigInt) fails alone; the object
+ * holds the others.
+ *
+ * Treated as transient (retried, records held): network errors and timeouts, SlowDown and
+ * other throttling, 5xx and 429, and errors about the bucket rather than the records
+ * (NoSuchBucket, AccessDenied, expired credentials, KMS errors), so a bucket deleted or a policy
+ * changed mid-run is waited out. Permanent: EntityTooLarge, InvalidArgument, KeyTooLongError,
+ * InvalidStorageClass (the object is refused; the runtime splits the batch to find the records).
  */
-import { PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Type } from '@sinclair/typebox';
 import { type EncodedObject, encodeBatch, objectKey } from '../../runtime/objects.ts';
+import type { SluiceRecord } from '../../runtime/record.ts';
 import { compileTemplate } from '../../runtime/template.ts';
 import { AwsOptions, Size, Template } from '../../spec/types.ts';
-import { awsClientConfig } from '../aws/clients.ts';
-import { defineSink, type Sink, type SinkBatch, type StageContext, StageError } from '../define.ts';
+import { type AwsStageOptions, awsClientConfig } from '../aws/clients.ts';
+import { awsErrorText, httpStatus, isTransientAwsError } from '../aws/errors.ts';
+import { encodeProblem } from '../aws/put-batches.ts';
+import { type CheckTarget, cannotCheck, checkTarget, StartupCheckError } from '../aws/startup.ts';
+import {
+  defineSink,
+  type RecordFailure,
+  type Sink,
+  type SinkBatch,
+  type StageContext,
+  StageError,
+  type WriteResult,
+} from '../define.ts';
 
 const MiB = 1024 * 1024;
 /** S3's floor for every part but the last. */
@@ -105,7 +127,7 @@ export const s3Sink = defineSink({
   },
 });
 
-export interface S3SinkOptions {
+export interface S3SinkOptions extends AwsStageOptions {
   bucket: string;
   key: string;
   format?: 'ndjson' | 'csv';
@@ -114,9 +136,6 @@ export interface S3SinkOptions {
   part_size?: number;
   storage_class?: string;
 }
-
-/** Errors where a retry sends the same bytes to the same refusal. */
-const PERMANENT = new Set(['EntityTooLarge', 'InvalidArgument', 'KeyTooLongError', 'InvalidStorageClass']);
 
 export class S3Sink implements Sink {
   private readonly client: S3Client;
@@ -128,10 +147,19 @@ export class S3Sink implements Sink {
   private readonly partSize: number;
   private readonly storageClass: string | undefined;
   private readonly ctx: StageContext;
+  private readonly target: CheckTarget;
 
   constructor(client: S3Client, o: S3SinkOptions, ctx: StageContext) {
     this.client = client;
     this.bucket = o.bucket;
+    const { region, endpoint } = awsClientConfig(o);
+    this.target = {
+      service: 's3',
+      what: `bucket '${o.bucket}'`,
+      region,
+      endpoint,
+      actions: 's3:ListBucket and s3:PutObject',
+    };
     this.template = compileTemplate(o.key);
     this.format = o.format ?? 'ndjson';
     this.compression = o.compression ?? 'none';
@@ -141,27 +169,91 @@ export class S3Sink implements Sink {
     this.ctx = ctx;
   }
 
-  async write(batch: SinkBatch): Promise<undefined> {
+  async open(): Promise<void> {
+    const t = this.target;
+    try {
+      await checkTarget(t, (abortSignal) =>
+        this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
+      );
+    } catch (err) {
+      if (err instanceof StartupCheckError) throw err;
+      const status = httpStatus(err);
+      if (status === 404) {
+        throw new StartupCheckError(
+          `s3: bucket '${this.bucket}' does not exist in region ${t.region}; ` +
+            `create it (aws s3 mb s3://${this.bucket}) or fix \`bucket\``,
+          { cause: err },
+        );
+      }
+      if (status === 301) {
+        throw new StartupCheckError(
+          `s3: bucket '${this.bucket}' is not in region ${t.region}; set \`region\` to the bucket's region`,
+          { cause: err },
+        );
+      }
+      throw cannotCheck(t, err);
+    }
+  }
+
+  async write(batch: SinkBatch): Promise<WriteResult> {
     if (batch.records.length === 0) return undefined;
-    const encoded = encodeBatch(batch.records, { format: this.format, compression: this.compression });
-    const key = objectKey(this.template, batch, encoded.ext);
+    let records = batch.records;
+    let indices: number[] = records.map((_, i) => i);
+    let failed: RecordFailure[] = [];
+    let encoded: EncodedObject;
+    try {
+      encoded = this.encode(records);
+    } catch (err) {
+      if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+      // Rare: find the records at fault rather than encoding each one twice on every write.
+      ({ records, indices, failed } = this.encodable(batch.records));
+      if (records.length === 0) return { failed };
+      encoded = this.encode(records);
+    }
+    const key = objectKey(this.template, { ...batch, records }, encoded.ext);
     try {
       if (encoded.body.length >= this.threshold) await this.multipart(key, encoded);
       else await this.put(key, encoded);
     } catch (e) {
-      const name = e instanceof S3ServiceException ? e.name : (e as Error).name;
-      throw new StageError(`s3://${this.bucket}/${key}: ${(e as Error).message}`, {
-        retryable: !PERMANENT.has(name),
-        cause: e,
-      });
+      const reason = `s3://${this.bucket}/${key}: ${awsErrorText(e)}`;
+      if (!isTransientAwsError(e) || failed.length === 0) {
+        // The runtime splits a batch refused for good to find the records at fault.
+        throw new StageError(reason, { retryable: isTransientAwsError(e), cause: e });
+      }
+      for (const index of indices) failed.push({ index, reason, retryable: true });
     }
-    this.ctx.metrics.count('objects');
-    this.ctx.metrics.count('object_bytes', encoded.body.length);
-    this.ctx.log.debug(
-      { key, records: batch.records.length, bytes: encoded.body.length },
-      's3 object written',
-    );
-    return undefined;
+    if (failed.length < batch.records.length) {
+      this.ctx.metrics.count('objects');
+      this.ctx.metrics.count('object_bytes', encoded.body.length);
+      this.ctx.log.debug({ key, records: records.length, bytes: encoded.body.length }, 's3 object written');
+    }
+    return failed.length > 0 ? { failed: failed.sort((a, b) => a.index - b.index) } : undefined;
+  }
+
+  private encode(records: SluiceRecord[]): EncodedObject {
+    return encodeBatch(records, { format: this.format, compression: this.compression });
+  }
+
+  /**
+   * The records that encode, with their indices in the batch, and a failure for each that does
+   * not: one value nested too deep or holding a BigInt fails alone instead of the whole object.
+   */
+  private encodable(all: SluiceRecord[]): {
+    records: SluiceRecord[];
+    indices: number[];
+    failed: RecordFailure[];
+  } {
+    const failed: RecordFailure[] = [];
+    const records: SluiceRecord[] = [];
+    const indices: number[] = [];
+    for (let index = 0; index < all.length; index++) {
+      const problem = encodingProblem(all[index].value);
+      if (problem === undefined) {
+        records.push(all[index]);
+        indices.push(index);
+      } else failed.push({ index, reason: `s3: record cannot be encoded: ${problem}`, retryable: false });
+    }
+    return { records, indices, failed };
   }
 
   private params(key: string, encoded: EncodedObject) {
@@ -194,5 +286,15 @@ export class S3Sink implements Sink {
 
   async close(): Promise<void> {
     this.client.destroy();
+  }
+}
+
+/** Why a value cannot be written as JSON (ndjson lines and csv cells both are), or undefined. */
+function encodingProblem(value: unknown): string | undefined {
+  try {
+    JSON.stringify(value);
+    return undefined;
+  } catch (err) {
+    return encodeProblem(err);
   }
 }

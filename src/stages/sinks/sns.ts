@@ -3,20 +3,33 @@
  * most 10 entries and 256 KiB per call; a lone record with Publish). Entries SNS refuses come
  * back as per-record failures, so only those are retried; a refusal that retrying cannot fix
  * (SenderFault, an expression error) goes to the error output at once.
+ *
+ * `open()` checks with GetTopicAttributes that the topic exists and the credentials may use it.
+ *
+ * Treated as transient (retried, records held): network errors and timeouts, throttling
+ * (Throttled, KMSThrottling), InternalError, 5xx and 429, and errors about the topic rather than
+ * the records (NotFound when the topic is deleted mid-run, AuthorizationError, expired
+ * credentials, KMS key disabled or access denied). Permanent for the record alone: a value that
+ * cannot be encoded, an expression that fails on it, a message over 256 KiB, entries refused
+ * with InvalidParameter or another sender fault, and a call refused for its content (halved
+ * until the refused record is alone).
  */
 import {
+  GetTopicAttributesCommand,
   type MessageAttributeValue,
   PublishBatchCommand,
   type PublishBatchRequestEntry,
   PublishCommand,
   SNSClient,
-  SNSServiceException,
 } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
 import { type CompiledExpr, compile } from '../../expr/index.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
 import { AwsOptions, Expr } from '../../spec/types.ts';
-import { awsClientConfig } from '../aws/clients.ts';
+import { type AwsStageOptions, awsClientConfig } from '../aws/clients.ts';
+import { awsErrorName, awsErrorText, entryCodeTransient, isTransientAwsError } from '../aws/errors.ts';
+import { encodeProblem } from '../aws/put-batches.ts';
+import { type CheckTarget, cannotCheck, checkTarget, StartupCheckError } from '../aws/startup.ts';
 import {
   defineSink,
   type RecordFailure,
@@ -27,6 +40,8 @@ import {
   type WriteResult,
 } from '../define.ts';
 
+/** arn:<partition>:sns:<region>:<account>:<name>, the shape SNS accepts for TopicArn. */
+const TOPIC_ARN = /^arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
 const MAX_ENTRIES = 10;
 const MAX_BYTES = 256 * 1024;
 
@@ -95,7 +110,7 @@ export const snsSink = defineSink({
   },
 });
 
-export interface SnsSinkOptions {
+export interface SnsSinkOptions extends AwsStageOptions {
   topic_arn: string;
   subject?: string;
   attributes?: Record<string, string>;
@@ -109,13 +124,6 @@ interface Entry {
   entry: PublishBatchRequestEntry;
 }
 
-/** Request-level errors that the same request will hit again. */
-const PERMANENT = new Set([
-  'InvalidParameterException',
-  'InvalidParameterValueException',
-  'ValidationException',
-]);
-
 export class SnsSink implements Sink {
   private readonly client: SNSClient;
   private readonly topic: string;
@@ -124,10 +132,19 @@ export class SnsSink implements Sink {
   private readonly groupId: CompiledExpr | undefined;
   private readonly dedupId: CompiledExpr | undefined;
   private readonly ctx: StageContext;
+  private readonly target: CheckTarget;
 
   constructor(client: SNSClient, o: SnsSinkOptions, ctx: StageContext) {
     this.client = client;
     this.topic = o.topic_arn;
+    const { region, endpoint } = awsClientConfig(o);
+    this.target = {
+      service: 'sns',
+      what: `topic '${o.topic_arn}'`,
+      region,
+      endpoint,
+      actions: 'sns:GetTopicAttributes and sns:Publish',
+    };
     this.subject = o.subject ? compile(o.subject) : undefined;
     this.attributes = Object.entries(o.attributes ?? {}).map(([k, v]) => [k, compile(v)]);
     this.groupId = o.group_id ? compile(o.group_id) : undefined;
@@ -135,46 +152,102 @@ export class SnsSink implements Sink {
     this.ctx = ctx;
   }
 
+  async open(): Promise<void> {
+    const t = this.target;
+    if (!TOPIC_ARN.test(this.topic)) {
+      throw new StartupCheckError(
+        `sns: '${this.topic}' is not a topic ARN; fix \`topic_arn\` (arn:aws:sns:<region>:<account>:<name>)`,
+      );
+    }
+    try {
+      await checkTarget(t, (abortSignal) =>
+        this.client.send(new GetTopicAttributesCommand({ TopicArn: this.topic }), { abortSignal }),
+      );
+    } catch (err) {
+      if (err instanceof StartupCheckError) throw err;
+      const name = awsErrorName(err);
+      const topicName = this.topic.split(':').pop() ?? this.topic;
+      if (name === 'NotFound' || name === 'NotFoundException') {
+        throw new StartupCheckError(
+          `sns: topic '${this.topic}' does not exist in region ${t.region}; ` +
+            `create it (aws sns create-topic --name ${topicName}) or fix \`topic_arn\``,
+          { cause: err },
+        );
+      }
+      if (name === 'InvalidParameter' || name === 'InvalidParameterException') {
+        throw new StartupCheckError(
+          `sns: '${this.topic}' is not a valid topic ARN (${awsErrorText(err)}); ` +
+            'fix `topic_arn` (arn:aws:sns:<region>:<account>:<name>)',
+          { cause: err },
+        );
+      }
+      throw cannotCheck(t, err);
+    }
+  }
+
   async write(batch: SinkBatch): Promise<WriteResult> {
     const failed: RecordFailure[] = [];
     const entries: Entry[] = [];
     batch.records.forEach((r, index) => {
+      // One record at a time: a value that cannot be encoded or an expression that fails on it
+      // fails that record alone.
       try {
         entries.push(this.entry(r, index));
       } catch (e) {
-        failed.push({ index, reason: (e as Error).message, retryable: false });
+        failed.push({ index, reason: `sns: ${encodeProblem(e)}`, retryable: false });
       }
     });
 
     let requestError: unknown;
     let published = 0;
     for (const chunk of chunks(entries)) {
-      try {
-        published += await this.send(chunk, failed);
-      } catch (e) {
-        requestError = e;
-        const retryable = !(e instanceof SNSServiceException && PERMANENT.has(e.name));
-        for (const c of chunk)
-          failed.push({ index: c.index, reason: `sns: ${(e as Error).message}`, retryable });
-      }
+      const outcome = await this.sendIsolating(chunk, failed);
+      published += outcome.published;
+      requestError ??= outcome.error;
     }
     if (published > 0) {
       this.ctx.metrics.count('messages_published', published);
     }
-    // Nothing went out because of one request-level error: fail the batch as a whole.
+    // Nothing went out because the topic or the network failed: one transient error for the
+    // batch. Refusals of content stay per record, where they name the records at fault.
     if (
       requestError !== undefined &&
+      isTransientAwsError(requestError) &&
       published === 0 &&
-      failed.length === batch.records.length &&
-      entries.length > 0
+      entries.length === batch.records.length &&
+      failed.every((f) => f.retryable)
     ) {
-      const e = requestError as Error;
-      throw new StageError(`sns publish to ${this.topic}: ${e.message}`, {
-        retryable: !(e instanceof SNSServiceException && PERMANENT.has(e.name)),
-        cause: e,
+      throw new StageError(`sns publish to ${this.topic}: ${awsErrorText(requestError)}`, {
+        retryable: true,
+        cause: requestError,
       });
     }
     return failed.length > 0 ? { failed } : undefined;
+  }
+
+  /**
+   * Sends a chunk; a request refused for its content is halved until the entry at fault is
+   * alone, so the others still go out. Returns how many were published and the last request
+   * error, and adds every entry not published to `failed`.
+   */
+  private async sendIsolating(
+    chunk: Entry[],
+    failed: RecordFailure[],
+  ): Promise<{ published: number; error?: unknown }> {
+    try {
+      return { published: await this.send(chunk, failed) };
+    } catch (e) {
+      const retryable = isTransientAwsError(e);
+      if (!retryable && chunk.length > 1) {
+        const half = Math.ceil(chunk.length / 2);
+        const a = await this.sendIsolating(chunk.slice(0, half), failed);
+        const b = await this.sendIsolating(chunk.slice(half), failed);
+        return { published: a.published + b.published, error: b.error ?? a.error };
+      }
+      const reason = `sns: ${awsErrorText(e)}`;
+      for (const c of chunk) failed.push({ index: c.index, reason, retryable });
+      return { published: 0, error: e };
+    }
   }
 
   /** Sends one chunk; returns how many entries SNS accepted and adds the refused ones to `failed`. */
@@ -209,7 +282,8 @@ export class SnsSink implements Sink {
       failed.push({
         index,
         reason: `sns ${f.Code ?? 'error'}: ${f.Message ?? ''}`.trim(),
-        retryable: f.SenderFault !== true,
+        // KMS and authorization codes are sender faults about the topic, not the message.
+        retryable: (f.Code ? entryCodeTransient(f.Code) : undefined) ?? f.SenderFault !== true,
       });
     }
     if (!out.Successful) return chunk.length - reported.size;
