@@ -91,3 +91,22 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** How long a stage waits at start for the brokers to answer its check. */
+export const STARTUP_CHECK_MS = 15_000;
+
+/**
+ * Resolves or rejects like `work`, or rejects with `timeout()` after `ms`: bounds a start-up
+ * check whatever the client's own connect timeouts and retries add up to.
+ */
+export async function withDeadline<T>(work: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

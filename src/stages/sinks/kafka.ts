@@ -5,6 +5,18 @@
  * Keyed records go to the partition Java clients pick for the same key (murmur2), so sluice
  * and other producers agree on where a key lives; keyless records rotate over partitions,
  * one partition per batch, which keeps produce requests large.
+ *
+ * `open()` asks the brokers for the topic's metadata: a missing topic fails the run at once
+ * (unless `create_topic` creates it), and so do brokers that do not answer.
+ *
+ * Treated as transient (retried, records held): broker not available, leader not available,
+ * not leader for the partition, request timed out, network exceptions, not enough replicas,
+ * throttling, and refusals about the topic rather than the records (unknown topic when it is
+ * deleted mid-run, topic authorization failed). Permanent for the record alone: a value or key
+ * that cannot be encoded, an expression that fails on it, a record over `max_message_bytes`, an
+ * invalid topic name from `topic_expr`, and MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE,
+ * INVALID_RECORD or INVALID_TIMESTAMP from the broker (the batch is halved until the record at
+ * fault is alone).
  */
 import type { Producer } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
@@ -22,7 +34,15 @@ import {
   StageError,
   type WriteResult,
 } from '../define.ts';
-import { BrokersOption, baseClientOptions, clientIdFor, kafkaErrorMessage } from '../kafka/client.ts';
+import {
+  BrokersOption,
+  baseClientOptions,
+  clientIdFor,
+  kafkaErrorMessage,
+  STARTUP_CHECK_MS,
+  withDeadline,
+} from '../kafka/client.ts';
+import { isTransientKafkaError, kafkaErrorIds, topicNameProblem } from '../kafka/errors.ts';
 
 const options = Type.Object({
   brokers: BrokersOption,
@@ -177,15 +197,46 @@ export class KafkaSink implements Sink {
       acks: ACKS[acks],
       compression: this.opts.compression ?? 'none',
     });
-    if (this.opts.create_topic && this.opts.topic)
-      await this.ensureTopic(this.opts.topic, this.opts.create_topic);
-    // Connect now so a wrong broker address fails at start, not at the first batch.
+    const brokers = String(this.opts.brokers);
+    const unanswered = () =>
+      new StageError(
+        `kafka: no answer from brokers ${brokers} within ${STARTUP_CHECK_MS / 1000}s; check \`brokers\` and that Kafka is up`,
+        { retryable: false },
+      );
+    if (this.opts.create_topic && this.opts.topic) {
+      await withDeadline(
+        this.ensureTopic(this.opts.topic, this.opts.create_topic),
+        STARTUP_CHECK_MS,
+        unanswered,
+      );
+    }
+    // Connect now so a wrong broker address or a missing topic fails at start, not at the first batch.
+    const producer = this.producer;
+    const topics = this.opts.topic ? [this.opts.topic] : [];
     try {
-      await this.producer.metadata({ topics: this.opts.topic ? [this.opts.topic] : [] });
+      await withDeadline(producer.metadata({ topics }), STARTUP_CHECK_MS, unanswered);
     } catch (err) {
+      if (err instanceof StageError) throw err;
       const message = kafkaErrorMessage(err);
-      if (/unknown topic/i.test(message)) throw new Error(`kafka: topic '${this.opts.topic}' does not exist`);
-      throw new Error(`kafka: cannot reach ${String(this.opts.brokers)}: ${message}`);
+      if (kafkaErrorIds(err).includes('UNKNOWN_TOPIC_OR_PARTITION') || /unknown topic/i.test(message)) {
+        const topic = this.opts.topic ?? '';
+        throw new StageError(
+          `kafka: topic '${topic}' does not exist on ${brokers}; create it ` +
+            `(kafka-topics.sh --bootstrap-server ${brokers} --create --topic ${topic} --partitions 1), ` +
+            'let the sink create it with `create_topic: { partitions: 1 }`, or fix `topic`',
+          { retryable: false, cause: err },
+        );
+      }
+      if (kafkaErrorIds(err).includes('TOPIC_AUTHORIZATION_FAILED')) {
+        throw new StageError(
+          `kafka: not authorized to write to topic '${this.opts.topic}' on ${brokers}: ${message}`,
+          { retryable: false, cause: err },
+        );
+      }
+      throw new StageError(`kafka: cannot reach brokers ${brokers}: ${message}`, {
+        retryable: false,
+        cause: err,
+      });
     }
   }
 
@@ -229,9 +280,10 @@ export class KafkaSink implements Sink {
     if (!producer || !hashKey) throw new StageError('kafka sink used before open()');
     const started = Date.now();
     const failed: RecordFailure[] = [];
-    const messages: Outgoing[] = [];
+    const messages: Indexed[] = [];
     const max = this.opts.max_message_bytes ?? 1024 * 1024;
     for (let i = 0; i < batch.records.length; i++) {
+      // One record at a time: a value that cannot be encoded fails that record alone.
       try {
         const m = this.toMessage(batch.records[i]);
         if (m.value.length + (m.key?.length ?? 0) > max) {
@@ -242,28 +294,82 @@ export class KafkaSink implements Sink {
           });
           continue;
         }
-        messages.push(m);
+        messages.push({ index: i, message: m });
       } catch (err) {
-        failed.push({ index: i, reason: `kafka: ${(err as Error).message}`, retryable: false });
+        failed.push({ index: i, reason: `kafka: ${encodingReason(err)}`, retryable: false });
       }
     }
+    let sent = 0;
     if (messages.length > 0) {
       const sticky = this.rotation++;
-      try {
-        await producer.send({
-          messages,
+      const send = (group: Indexed[]) =>
+        producer.send({
+          messages: group.map((g) => g.message),
           partitioner: (_m, key) => (key ? hashKey(key) & 0x7fffffff : sticky),
         });
+      try {
+        await send(messages);
+        sent = messages.length;
       } catch (err) {
-        throw new StageError(`kafka: produce failed: ${kafkaErrorMessage(err)}`, {
-          retryable: true,
-          cause: err,
-        });
+        if (isTransientKafkaError(err)) {
+          throw new StageError(`kafka: produce failed: ${kafkaErrorMessage(err)}`, {
+            retryable: true,
+            cause: err,
+          });
+        }
+        sent = await this.isolate(messages, err, send, failed);
       }
     }
-    this.metrics.count('messages', messages.length);
+    this.metrics.count('messages', sent);
     this.metrics.batchTook(Date.now() - started);
-    return failed.length > 0 ? { failed } : undefined;
+    return failed.length > 0 ? { failed: failed.sort((a, b) => a.index - b.index) } : undefined;
+  }
+
+  /**
+   * After the broker refused `group` for a record's content (`refusal`): halves it until the
+   * records at fault are alone, which go to the error output; the others are sent. A transient
+   * error on the way hands that part and everything after it back for retry, in order. Returns
+   * how many were sent.
+   */
+  private async isolate(
+    group: Indexed[],
+    refusal: unknown,
+    send: (group: Indexed[]) => Promise<unknown>,
+    failed: RecordFailure[],
+  ): Promise<number> {
+    const refused = (m: Indexed, err: unknown) =>
+      failed.push({
+        index: m.index,
+        reason: `kafka: broker refused the record: ${kafkaErrorMessage(err)}`,
+        retryable: false,
+      });
+    if (group.length === 1) {
+      refused(group[0], refusal);
+      return 0;
+    }
+    let sent = 0;
+    let transient: string | undefined;
+    const half = Math.ceil(group.length / 2);
+    const pending: Indexed[][] = [group.slice(0, half), group.slice(half)];
+    for (let part = pending.shift(); part !== undefined; part = pending.shift()) {
+      if (transient !== undefined) {
+        for (const m of part) failed.push({ index: m.index, reason: transient, retryable: true });
+        continue;
+      }
+      try {
+        await send(part);
+        sent += part.length;
+      } catch (err) {
+        if (isTransientKafkaError(err)) {
+          transient = `kafka: produce failed: ${kafkaErrorMessage(err)}`;
+          pending.unshift(part);
+        } else if (part.length > 1) {
+          const mid = Math.ceil(part.length / 2);
+          pending.unshift(part.slice(0, mid), part.slice(mid));
+        } else refused(part[0], err);
+      }
+    }
+    return sent;
   }
 
   private toMessage(r: SinkBatch['records'][number]): Outgoing {
@@ -271,7 +377,10 @@ export class KafkaSink implements Sink {
     const topic = this.topicExpr
       ? asText(this.topicExpr.evaluate(r.value, meta), 'topic_expr')
       : (this.opts.topic as string);
-    if (topic === '') throw new Error('topic_expr gave an empty topic');
+    if (this.topicExpr) {
+      const problem = topicNameProblem(topic);
+      if (problem !== undefined) throw new Error(`topic_expr: ${problem}`);
+    }
     const keyValue = this.keyExpr ? this.keyExpr.evaluate(r.value, meta) : r.key;
     const m: Outgoing = { topic, value: this.encode(r.value) };
     if (keyValue !== undefined && keyValue !== null) m.key = toBuffer(keyValue);
@@ -300,6 +409,20 @@ export class KafkaSink implements Sink {
       ?.close()
       .catch((err: unknown) => this.log.warn({ err: kafkaErrorMessage(err) }, 'kafka producer close failed'));
   }
+}
+
+/** A message and its record's index in the sink batch. */
+interface Indexed {
+  index: number;
+  message: Outgoing;
+}
+
+function encodingReason(err: unknown): string {
+  if (err instanceof RangeError && /call stack/i.test(err.message))
+    return 'record cannot be encoded: value nested too deep for JSON';
+  if (err instanceof TypeError && /BigInt|circular/i.test(err.message))
+    return `record cannot be encoded: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 function asText(v: unknown, what: string): string {
