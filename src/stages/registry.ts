@@ -4,7 +4,7 @@ import { fileSink } from './sinks/file.ts';
 import { firehoseSink } from './sinks/firehose.ts';
 import { kafkaSink } from './sinks/kafka.ts';
 import { kinesisSink } from './sinks/kinesis.ts';
-import { mysqlSink } from './sinks/mysql.ts';
+import { mysqlSink } from './sinks/mysql/index.ts';
 import { s3Sink } from './sinks/s3.ts';
 import { snsSink } from './sinks/sns.ts';
 import { stdoutSink } from './sinks/stdout.ts';

@@ -4,7 +4,7 @@
  */
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MysqlSink, mysqlSink } from '../../src/stages/sinks/mysql.ts';
+import { type MysqlSink, mysqlSink } from '../../src/stages/sinks/mysql/index.ts';
 import { batchOf, MYSQL_URL, requireMysql, sinkContext, sql, suffix } from './mysql-harness.ts';
 
 const tables: string[] = [];

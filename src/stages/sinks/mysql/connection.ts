@@ -1,0 +1,87 @@
+/** The mysql sink's connection pool, and the deadline that keeps an outage from hanging a write. */
+import mysql, { type Pool } from 'mysql2/promise';
+import type { Logger } from 'pino';
+import type { MysqlError } from './errors.ts';
+import type { MysqlOptions } from './index.ts';
+
+/** A new connection that gets no answer in this time fails (transient) instead of waiting for TCP. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+export interface PoolSetup {
+  /** host:port for messages. */
+  target: string;
+  /** The session's innodb_lock_wait_timeout, below the client's statement deadline. */
+  lockWaitSeconds: number;
+  log: Logger;
+}
+
+/** A pool whose sessions run in UTC, strict SQL mode (unless `strict: false`) and bounded lock waits. */
+export function createPool(o: MysqlOptions, setup: PoolSetup): Pool {
+  let pool: Pool;
+  try {
+    pool = mysql.createPool({
+      uri: o.url,
+      connectionLimit: o.pool_size ?? 4,
+      waitForConnections: true,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      enableKeepAlive: true,
+      keepAliveInitialDelay: 10_000,
+      maxPreparedStatements: 256,
+    });
+  } catch (err) {
+    // The driver's message may quote the URL; ours names only the part that is wrong.
+    const what = err instanceof URIError ? 'a malformed percent-escape' : 'a syntax error';
+    throw new Error(
+      `mysql: the URL for ${setup.target} has ${what}: mysql://user:password@host:port/database`,
+    );
+  }
+  // Lock waits end (as a transient error) before the client gives up on the statement, so an
+  // abandoned statement does not hold locks that its own retry then waits for.
+  const lockWait = `innodb_lock_wait_timeout = ${setup.lockWaitSeconds}`;
+  // Strict mode turns truncation into errors; UTC makes TIMESTAMP columns match our conversions.
+  const session =
+    o.strict === false
+      ? `SET time_zone = '+00:00', ${lockWait}`
+      : `SET time_zone = '+00:00', ${lockWait}, sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_ALL_TABLES')`;
+  pool.pool.on('connection', (conn) => {
+    conn.query(session, (err: Error | null) => {
+      if (err) setup.log.warn({ err: err.message }, 'mysql session setup failed');
+    });
+  });
+  return pool;
+}
+
+/**
+ * `work`, or after `ms` an error the sink treats as a lost connection (transient). mysql2 has no
+ * deadline for a pool acquire or a PREPARE, and a statement on a connection whose peer vanished
+ * would wait for TCP to give up, which takes minutes.
+ */
+export async function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err: MysqlError = new Error(message);
+      err.code = 'PROTOCOL_SEQUENCE_TIMEOUT';
+      reject(err);
+    }, ms);
+  });
+  // The work may still fail after the deadline won; the caller has moved on by then.
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** host:port of a connection URL, for messages; never the user name or password. */
+export function targetOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '3306'}`;
+  } catch {
+    return 'the server of the URL';
+  }
+}

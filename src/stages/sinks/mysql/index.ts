@@ -1,0 +1,152 @@
+/**
+ * `mysql` sink: multi-row inserts per batch in one transaction; insert, insert_ignore or upsert.
+ *
+ * Values always travel as prepared-statement parameters and every identifier is quoted as one
+ * name, so no field name or value can change the SQL.
+ *
+ * Failures of one record stay with that record; the rest of its batch is written:
+ * - a value that cannot go into its column (see convert.ts: with `strict`, 1.5 into an INT, an
+ *   object into a text column, a value JSON cannot encode) fails its record with the column's
+ *   name, before anything is sent;
+ * - a record that is not an object, or (without `columns`) has no field that is a column;
+ * - a row the database rejects for its data (too long, NOT NULL, bad date, duplicate key, check
+ *   constraint): the statement is bisected inside the same transaction; InnoDB undoes only the
+ *   failed statement, so the good rows still commit and the bad ones come back with the
+ *   database's message.
+ *
+ * Treated as transient, the whole batch is retried by the runtime with backoff and nothing is
+ * sent to the error output: connection refused, reset, lost or killed; connect and statement
+ * timeouts (`timeout`); DNS failures; too many connections; server shutdown; lock wait timeouts
+ * and deadlocks; a read-only server (--read-only or super_read_only during a failover, errors
+ * 1290, 1792, 1836); and every other error that is not about a row (a dropped table or column, a
+ * revoked grant, a full disk), which an operator fixes while the sink waits. The full list is in
+ * errors.ts.
+ *
+ * During an outage a write fails within `timeout` (a new connection within 5 s) instead of
+ * hanging: the runtime does the retrying. Problems found at start (an unreachable server, bad
+ * credentials, a missing table or column) fail `open()` with the host:port, database and table,
+ * never the URL's credentials.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { Duration, EnvSecret } from '../../../spec/types.ts';
+import { defineSink } from '../../define.ts';
+import { urlCredentialProblem } from '../../url-credentials.ts';
+import { MysqlSink } from './sink.ts';
+import { candidateTables } from './table.ts';
+
+export { targetOf, withDeadline } from './connection.ts';
+export { ConversionError, convert, kindOf } from './convert.ts';
+export { DATA_ERRNO, isDataError, isTransient, TRANSIENT_CODES, TRANSIENT_ERRNO } from './errors.ts';
+export { IgnoredFields } from './ignored-fields.ts';
+export { MysqlSink } from './sink.ts';
+export { candidateTables, quoteName, tableSql } from './table.ts';
+
+const options = Type.Object({
+  url: EnvSecret({
+    description:
+      'Connection URL mysql://user[:password]@host:port/database, from the environment: ${MYSQL_URL}. Percent-encode the user name and password (@ as %40, # as %23, / as %2F, ? as %3F, % as %25)',
+    examples: ['${MYSQL_URL}'],
+  }),
+  database: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Database of the table; default the URL’s database',
+      examples: ['fazendas'],
+    }),
+  ),
+  table: Type.String({
+    minLength: 1,
+    description:
+      'Table name, one identifier (a `.` is part of the name; use `database` for another database than the URL’s). Without `database`, `db.t` still means table `t` of database `db` when no table named `db.t` exists',
+    examples: ['historico_consumo'],
+  }),
+  mode: Type.Optional(
+    Type.Union([Type.Literal('insert'), Type.Literal('insert_ignore'), Type.Literal('upsert')], {
+      default: 'insert',
+      description:
+        'insert: a duplicate key is a rejected row; insert_ignore: rows whose key exists are skipped; upsert: they update the non-key columns (ON DUPLICATE KEY UPDATE)',
+    }),
+  ),
+  key: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description:
+        'Key columns: the primary key of a created table, and the columns upsert leaves alone; default the table’s primary key',
+      examples: [['id_treated_data']],
+    }),
+  ),
+  columns: Type.Optional(
+    Type.Record(
+      Type.String({ minLength: 1 }),
+      Type.String({ minLength: 1, pattern: '^[A-Za-z][A-Za-z0-9_ (),]*$' }),
+      {
+        description:
+          'Column name → SQL type; each takes the record field of the same name. Absent: every record field that is a column of the table (others are ignored, with a warning at most once a minute)',
+        examples: [{ id: 'VARCHAR(255)', peso_medio: 'FLOAT', data: 'DATETIME' }],
+      },
+    ),
+  ),
+  create_table: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description: 'Create the table from `columns` (primary key `key`) when it does not exist',
+    }),
+  ),
+  pool_size: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Connections in the pool' }),
+  ),
+  timeout: Type.Optional(
+    Duration({
+      default: '10s',
+      description:
+        'Longest wait for a connection from the pool or for one statement; past it the connection is dropped and the batch retried. Lock waits of the session are capped just below it',
+    }),
+  ),
+  strict: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'Strict SQL mode and strict conversions: a value that does not fit is a rejected record, never rounded, truncated or re-typed. A non-integral number or text into an integer column (TINYINT…BIGINT, BIT, YEAR), text that is not a number into a DECIMAL/FLOAT/DOUBLE column, an object or array into a non-JSON column, a boolean or object into a time column fail their record; true/false are 1/0. false: the server’s non-strict mode (it rounds and truncates) and objects become JSON text in any column',
+    }),
+  ),
+});
+
+export type MysqlOptions = Static<typeof options>;
+
+export const mysqlSink = defineSink({
+  type: 'mysql',
+  kind: 'sink',
+  description:
+    'Writes records as rows of a MySQL/MariaDB table, one transaction per batch; rows the database rejects and values that do not fit their column go to the error output with the reason, outages are waited out.',
+  options,
+  check(opts, report) {
+    const urlProblem = urlCredentialProblem(opts.url);
+    if (urlProblem) report(['url'], 'schema-value', `mysql: ${urlProblem}`);
+    if (opts.create_table && !opts.columns) {
+      report(
+        ['create_table'],
+        'schema-value',
+        'create_table needs `columns` (name → SQL type) to create the table from',
+      );
+    }
+    if (opts.columns && opts.key) {
+      for (const [i, k] of opts.key.entries()) {
+        if (!(k in opts.columns))
+          report(['key', i], 'schema-value', `key column '${k}' is not in \`columns\``);
+      }
+    }
+    if (opts.database === undefined && candidateTables(opts.table, undefined).length > 1) {
+      // The value may come from the environment: the message does not repeat it.
+      report(
+        ['table'],
+        'schema-value',
+        opts.create_table
+          ? 'a dot in `table` is ambiguous when creating the table: set `database` and give `table` the name within it'
+          : 'a dot in `table` reads as database.table only when no table of that whole name exists: set `database` and give `table` the name within it',
+        opts.create_table ? 'error' : 'warning',
+      );
+    }
+  },
+  batching: { defaults: { max_records: 1000, max_bytes: 4 * 1024 * 1024, max_age: 200 } },
+  create: (opts, ctx) => new MysqlSink(opts, ctx),
+});
