@@ -2,6 +2,7 @@
 import { glob, readFile } from 'node:fs/promises';
 /** sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes. */
 import { Command, Option } from 'commander';
+import { type DeadLetterFlags, deadLetterList, deadLetterReplay } from './cli/dead-letter.ts';
 import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
 import { runCommand } from './cli/run.ts';
@@ -141,6 +142,10 @@ export function program(): Command {
     )
     .option('--metrics-interval <duration>', 'interval of the plain metric lines', durationArg, 1000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.SLUICE_LOG_LEVEL ?? 'info')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 every record reached its sinks or was dropped or deduplicated on purpose; 3 the run completed but records went to error outputs or dead letters (counted on the last line); 1 the pipeline failed, or records were left unacknowledged at exit; 2 usage; 130 a second signal cut the drain short.',
+    )
     .action(
       async (
         file: string,
@@ -158,6 +163,49 @@ export function program(): Command {
         process.exit(code);
       },
     );
+
+  const deadLetter = cmd
+    .command('dead-letter')
+    .description(
+      'List or replay the records that failed for good in stages whose error output is not wired (kept under <state-dir>/<pipeline>/dead-letter/)',
+    );
+  const dlOptions = (c: Command) =>
+    c
+      .argument('<file>', 'spec file')
+      .option(
+        '--state-dir <dir>',
+        'state directory of the runs (env SLUICE_STATE_DIR)',
+        process.env.SLUICE_STATE_DIR ?? '.sluice',
+      )
+      .option('--stage <name>', 'only the dead letters of this stage');
+  dlOptions(
+    deadLetter
+      .command('ls')
+      .description('Dead letters per stage: count, time range, most frequent reasons, files'),
+  )
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['human', 'json']).default('human'),
+    )
+    .action(async (file: string, opts: DeadLetterFlags) => {
+      process.exitCode = await deadLetterList(file, opts);
+    });
+  dlOptions(
+    deadLetter
+      .command('replay')
+      .description(
+        'Send dead letters again into the stage they failed in (the sources do not run); replayed files are removed, records failing again become new dead letters',
+      ),
+  )
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'warn')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 all delivered, 3 some failed again (new dead letters), 1 the replay failed (files kept).',
+    )
+    .action(async (file: string, opts: DeadLetterFlags) => {
+      const code = await deadLetterReplay(file, opts);
+      await flushStd();
+      process.exit(code);
+    });
 
   cmd
     .command('schema')
