@@ -4,6 +4,7 @@
  * ConsumerGroupCommand reads back what the group committed.
  */
 import { randomBytes } from 'node:crypto';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageContext } from '../../src/stages/define.ts';
 import { type KafkaSource, kafkaSource } from '../../src/stages/sources/kafka.ts';
@@ -148,6 +149,59 @@ describe('kafka source', () => {
     await running;
     await src.close();
     expect((await committedOffsets(group, topic)).get(0)).toBe(5);
+  });
+
+  it('routes values past max_depth or max_record_bytes to the error output and commits past them', async () => {
+    const deep = `${'{"a":'.repeat(70)}1${'}'.repeat(70)}`;
+    const big = JSON.stringify({ pad: 'x'.repeat(5000) });
+    const topic = await topicWith(1, 4, (i) => `k${i}\t${[deep, big, '{"ok":1}', '[[[1]]]'][i]}`);
+    const group = `g-${suffix()}`;
+    const src = source(topic, group, { max_record_bytes: 4096 });
+    const c = new CollectingContext();
+    const running = src.run(c.ctx);
+    await until(() => c.records.length + c.failures.length === 4, 30_000, 'records and failures');
+    expect(c.records.map((r) => r.value)).toEqual([{ ok: 1 }, [[[1]]]]);
+    expect(c.failures.map((f) => f.reason)).toEqual([
+      'value nested deeper than 64 levels',
+      'record of 5010 bytes is larger than max_record_bytes (4096)',
+    ]);
+    expect(c.failures[0].input.value).toBe(deep);
+    expect(String(c.failures[1].input.value)).toHaveLength(1025);
+    c.abort.abort();
+    await running;
+    await src.close();
+    expect((await committedOffsets(group, topic)).get(0)).toBe(4);
+  });
+
+  it('says per assigned partition whether it resumes at a committed offset or at the start policy', async () => {
+    const topic = await topicWith(2, 10);
+    const group = `g-${suffix()}`;
+    const run = async (records: number) => {
+      const lines: string[] = [];
+      const ctx = stageContext();
+      ctx.log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
+      const src = source(topic, group, {}, ctx);
+      const c = new CollectingContext();
+      const running = src.run(c.ctx);
+      await until(
+        () => lines.filter((l) => l.includes('partition')).length === 2 && c.records.length >= records,
+        30_000,
+        'start lines',
+      );
+      c.abort.abort();
+      await running;
+      await src.close();
+      return lines.filter((l) => l.includes('partition')).sort();
+    };
+    expect(await run(10)).toEqual([
+      `no committed offset for partition ${topic}/0 in group ${group}: starting at the earliest offset (start: earliest)`,
+      `no committed offset for partition ${topic}/1 in group ${group}: starting at the earliest offset (start: earliest)`,
+    ]);
+    const ends = await endOffsets(topic, 2);
+    expect(await run(0)).toEqual([
+      `resuming partition ${topic}/0 at offset ${ends[0]} (committed by group ${group})`,
+      `resuming partition ${topic}/1 at offset ${ends[1]} (committed by group ${group})`,
+    ]);
   });
 
   it('reports lag per partition: records read but not yet acked count until they are', async () => {

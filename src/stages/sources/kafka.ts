@@ -16,6 +16,14 @@ import type { Message, MessagesStream } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import { ContiguousTracker } from '../../runtime/ack.ts';
+import {
+  decodeJson,
+  excerpt,
+  type InputLimits,
+  inputLimits,
+  LimitOptions,
+  tooLargeReason,
+} from '../../runtime/limits.ts';
 import type { StageMetrics } from '../../runtime/metrics.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { Duration, Size } from '../../spec/types.ts';
@@ -93,6 +101,7 @@ const options = Type.Object({
   fetch_max_wait: Type.Optional(
     Duration({ default: '500ms', description: 'Longest a fetch waits on the broker for new records' }),
   ),
+  ...LimitOptions,
   max_buffered: Type.Optional(
     Type.Integer({
       minimum: 1,
@@ -163,9 +172,11 @@ export class KafkaSource implements Source {
   private failure: Error | undefined;
   private closed = false;
   private commitTimer: NodeJS.Timeout | undefined;
+  private readonly limits: InputLimits;
 
   constructor(opts: Options, ctx: StageContext) {
     this.opts = opts;
+    this.limits = inputLimits(opts);
     this.log = ctx.log;
     this.metrics = ctx.metrics;
     this.clientId = clientIdFor(ctx, opts.client_id);
@@ -290,7 +301,7 @@ export class KafkaSource implements Source {
       st.tracker ??= new ContiguousTracker<bigint>(m.offset);
       const prev = highest.get(st);
       if (prev === undefined || m.offset > prev) highest.set(st, m.offset);
-      const decoded = decode(m, codec);
+      const decoded = decode(m, codec, this.limits);
       if (decoded.error !== undefined) failed.push({ init: decoded.record, reason: decoded.error });
       else records.push(decoded.record);
     }
@@ -384,6 +395,41 @@ export class KafkaSource implements Source {
     const stream = this.stream;
     if (stream && !stream.destroyed && !this.closed) stream.resume();
     this.poke();
+    void this.logStarts(assignments);
+  }
+
+  /**
+   * One line per assigned partition: the group's committed offset it resumes at, or the
+   * `start` policy when the group never committed one. Asked once per assignment, off the
+   * fetch path; a failed query only costs the lines.
+   */
+  private async logStarts(assignments: { topic: string; partitions: number[] }[]): Promise<void> {
+    const consumer = this.consumer;
+    if (!consumer || assignments.length === 0) return;
+    const group = this.opts.group;
+    const start = this.opts.start ?? 'latest';
+    try {
+      const committed = await consumer.listCommittedOffsets({ topics: assignments });
+      for (const a of assignments) {
+        for (const p of a.partitions) {
+          const offset = committed.get(a.topic)?.[p];
+          const partition = `${a.topic}/${p}`;
+          if (offset !== undefined && offset >= 0n) {
+            this.log.info(
+              { partition, offset: Number(offset) },
+              `resuming partition ${partition} at offset ${offset} (committed by group ${group})`,
+            );
+          } else {
+            this.log.info(
+              { partition, start },
+              `no committed offset for partition ${partition} in group ${group}: starting at the ${start} offset (start: ${start})`,
+            );
+          }
+        }
+      }
+    } catch (err) {
+      this.log.debug({ err: kafkaErrorMessage(err) }, 'kafka committed offsets query failed');
+    }
   }
 
   private waitForInFlight(deadline: number): Promise<void> {
@@ -524,7 +570,11 @@ export class KafkaSource implements Source {
   }
 }
 
-function decode(m: Consumed, codec: 'json' | 'text' | 'binary'): { record: RecordInit; error?: string } {
+function decode(
+  m: Consumed,
+  codec: 'json' | 'text' | 'binary',
+  limits: InputLimits,
+): { record: RecordInit; error?: string } {
   const headers: Record<string, string> = {};
   for (const [k, v] of m.headerEntries) headers[k.toString('utf8')] = v ? v.toString('utf8') : '';
   const key = m.key ? m.key.toString('utf8') : undefined;
@@ -534,12 +584,20 @@ function decode(m: Consumed, codec: 'json' | 'text' | 'binary'): { record: Recor
   const raw = m.value;
   const size = raw ? raw.length : 0;
   const base = { key, time, meta, size, position: `${m.topic}/${m.partition}/${offset}` };
+  if (raw && size > limits.maxRecordBytes) {
+    // Only the start goes to the error output: text, or base64 for binary values.
+    const head = raw.subarray(0, 4096);
+    const value =
+      codec === 'binary' ? head.subarray(0, 1024).toString('base64') : excerpt(head.toString('utf8'));
+    return { record: { ...base, value }, error: tooLargeReason(size, limits.maxRecordBytes) };
+  }
   if (codec === 'binary') return { record: { ...base, value: raw ?? null } };
   const text = raw ? raw.toString('utf8') : null;
   if (codec === 'text' || text === null) return { record: { ...base, value: text } };
-  try {
-    return { record: { ...base, value: JSON.parse(text) as unknown } };
-  } catch (err) {
-    return { record: { ...base, value: text }, error: `invalid JSON: ${(err as Error).message}` };
-  }
+  const decoded = decodeJson(text, limits, size);
+  if (decoded.ok) return { record: { ...base, value: decoded.value } };
+  return {
+    record: { ...base, value: text },
+    error: decoded.kind === 'malformed' ? `invalid JSON: ${decoded.detail}` : decoded.reason,
+  };
 }
