@@ -12,7 +12,9 @@
 #   env     `export` lines for the tests: eval "$(scripts/services.sh env)"
 #
 # Environment: MOTO_PORT (5000), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# MYSQL_PORT (3306), SERVICES_TIMEOUT (seconds to wait for a start, 120).
+# MYSQL_PORT (3306), SERVICES_TIMEOUT (seconds to wait for a start, 120), PROBE_TIMEOUT
+# (seconds one readiness request may take, 10; a service that is up but slow to answer
+# gets two more tries, each with twice the time, before `up` gives up on it).
 # Logs and data live in .services/ (gitignored); Kafka's jars are cached in
 # ${XDG_CACHE_HOME:-~/.cache}/sluice/kafka-<version>.
 set -euo pipefail
@@ -26,6 +28,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 MYSQL_PORT="${MYSQL_PORT:-3306}"
 WAIT_SECS="${SERVICES_TIMEOUT:-120}"
+PROBE_SECS="${PROBE_TIMEOUT:-10}"
 
 MOTO_VERSION=5.2.1
 KAFKA_VERSION=4.1.2
@@ -271,30 +274,84 @@ kafka_tool() {
   "$JAVA" -Xmx256m -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$KAFKA_LIBS/*" "$@"
 }
 
-# A real request to each service: moto's own API, a Kafka admin request (DescribeCluster),
-# a SQL SELECT 1.
+# A small real request to each service that only that service answers this way, with a
+# time limit of $2 seconds (default PROBE_TIMEOUT): moto's config (a few bytes whatever state
+# moto holds, unlike its data.json), Kafka's ApiVersions and Metadata for no topic (a broker
+# that lists itself serves clients), and SQL SELECT 1. None starts a JVM or reads state.
 probe() {
+  local secs="${2:-$PROBE_SECS}"
   case "$1" in
   moto)
-    python3 - "http://$HOST:$MOTO_PORT/moto-api/data.json" <<'EOF' >/dev/null 2>&1
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
-    sys.exit(0 if r.status == 200 else 1)
+    command -v python3 >/dev/null 2>&1 || return 1
+    python3 - "$HOST" "$MOTO_PORT" "$secs" <<'EOF' >/dev/null 2>&1
+import json, sys, urllib.request
+host, port, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with urllib.request.urlopen(f"http://{host}:{port}/moto-api/config", timeout=secs) as r:
+    body = json.loads(r.read(65536))
+sys.exit(0 if 200 <= r.status < 300 and isinstance(body, dict) and body else 1)
 EOF
     ;;
   kafka)
-    port_open "$KAFKA_PORT" || return 1
-    [[ -f $KAFKA_LIBS/.complete ]] || return 1
-    [[ -n $JAVA ]] || find_java || return 1
-    timeout 20 "$JAVA" -Xmx128m -Dorg.slf4j.simpleLogger.defaultLogLevel=off \
-      -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ClusterTool cluster-id \
-      --bootstrap-server "$HOST:$KAFKA_PORT" >/dev/null 2>&1
+    command -v python3 >/dev/null 2>&1 || return 1
+    python3 - "$HOST" "$KAFKA_PORT" "$secs" <<'EOF' >/dev/null 2>&1
+import socket, struct, sys
+host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+
+def recv(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            sys.exit(1)
+        buf += chunk
+    return buf
+
+def call(sock, api_key, version, correlation, body):
+    client = b"sluice-services"
+    req = struct.pack(">hhih", api_key, version, correlation, len(client)) + client + body
+    sock.sendall(struct.pack(">i", len(req)) + req)
+    (size,) = struct.unpack(">i", recv(sock, 4))
+    # Something else on the port answers with text, read here as an absurd size.
+    if not 4 <= size <= 1 << 20:
+        sys.exit(1)
+    data = recv(sock, size)
+    if struct.unpack(">i", data[:4])[0] != correlation:
+        sys.exit(1)
+    return data[4:]
+
+with socket.create_connection((host, port), timeout=secs) as s:
+    s.settimeout(secs)
+    # ApiVersions v0: every broker version answers it; error 0 or 35 (unsupported version).
+    if struct.unpack(">h", call(s, 18, 0, 1, b"")[:2])[0] not in (0, 35):
+        sys.exit(1)
+    # Metadata v4 for an empty topic list: throttle time, then the brokers array.
+    brokers = struct.unpack(">i", call(s, 3, 4, 2, struct.pack(">ib", 0, 0))[4:8])[0]
+    sys.exit(0 if brokers >= 1 else 1)
+EOF
     ;;
   mysql)
     command -v mariadb >/dev/null 2>&1 || return 1
-    [[ $(mariadb_client -N -B -e 'SELECT 1' 2>/dev/null) == 1 ]]
+    [[ $(timeout "$secs" mariadb --no-defaults --protocol=TCP -h "$HOST" -P "$MYSQL_PORT" -u root \
+      --connect-timeout="$secs" -N -B -e 'SELECT 1' 2>/dev/null) == 1 ]]
     ;;
   esac
+}
+
+# Whether a service answers on its port. A closed port needs no patience. An open one that
+# does not answer in time may be the service on a loaded machine: two more tries, each with
+# twice the time, before it is taken for something else. (One of ours that is still starting
+# is not retried here: `up` waits for it until SERVICES_TIMEOUT.)
+answers() {
+  local name="$1" secs="$PROBE_SECS" try
+  port_open "$(service_port "$name")" || return 1
+  probe "$name" "$secs" && return 0
+  our_pid "$name" >/dev/null && return 1
+  for try in 2 3; do
+    log "$name at $(service_addr "$name") did not answer within ${secs}s; trying again (try $try of 3)"
+    secs=$((secs * 2))
+    probe "$name" "$secs" && return 0
+  done
+  return 1
 }
 
 # Starts a detached process that outlives this script, records its pid.
@@ -399,10 +456,12 @@ cmd_up() {
   mkdir -p "$STATE"
   exec 9>"$STATE/.lock"
   flock -w 600 9 || die "another \`scripts/services.sh up\` holds $STATE/.lock"
+  # The moto and Kafka probes are small Python scripts.
+  command -v python3 >/dev/null 2>&1 || apt_install python3
 
   local name pid to_start=()
   for name in "${SERVICES[@]}"; do
-    if probe "$name"; then
+    if answers "$name"; then
       if pid="$(our_pid "$name")"; then
         log "$name already running at $(service_addr "$name") (pid $pid)"
       else
@@ -497,7 +556,7 @@ cmd_status() {
   local name pid rc=0 state
   for name in "${SERVICES[@]}"; do
     pid="$(our_pid "$name" || true)"
-    if probe "$name"; then
+    if answers "$name"; then
       state=running
     elif [[ -n $pid ]]; then
       state=starting
