@@ -1,6 +1,6 @@
 /** Plain metric output when no screen UI runs: one line per stage per interval, a totals table at exit. */
 import type { PipelineSnapshot, StageSnapshot } from '../runtime/metrics.ts';
-import { humanBytes, humanCount } from '../tui/format.ts';
+import { humanBytes, humanCount, retryText } from '../tui/format.ts';
 
 export function plainLines(prev: PipelineSnapshot | undefined, cur: PipelineSnapshot): string[] {
   const dt = prev ? (cur.at - prev.at) / 1000 : (cur.at - cur.startedAt) / 1000;
@@ -19,6 +19,9 @@ export function plainLines(prev: PipelineSnapshot | undefined, cur: PipelineSnap
       s.retries ? `retries ${s.retries}` : '',
       `queue ${Math.round(s.queueFill * 100)}%`,
       s.lag !== undefined ? `lag ${humanCount(s.lag)}${s.lagUnit ?? ''}` : '',
+      s.kind === 'sink' && s.held > 0 ? `held ${humanCount(s.held)}/${humanCount(s.heldLimit)}` : '',
+      s.deadLettered ? `dead letters ${s.deadLettered}` : '',
+      s.health.state === 'retrying' ? retryText(s.health, cur.at) : '',
     ];
     return parts.filter(Boolean).join('  ');
   });
@@ -31,7 +34,19 @@ const extraOf = (s: StageSnapshot) =>
 
 export function totalsTable(snap: PipelineSnapshot): string {
   const secs = (snap.at - snap.startedAt) / 1000;
-  const header = ['stage', 'kind', 'type', 'in', 'out', 'errors', 'dup', 'dropped', 'bytes out', 'other'];
+  const header = [
+    'stage',
+    'kind',
+    'type',
+    'in',
+    'out',
+    'errors',
+    'dead',
+    'dup',
+    'dropped',
+    'bytes out',
+    'other',
+  ];
   const rows = snap.stages.map((s) => [
     s.name,
     s.kind,
@@ -39,6 +54,7 @@ export function totalsTable(snap: PipelineSnapshot): string {
     s.kind === 'source' ? '-' : String(s.recordsIn),
     String(s.recordsOut),
     String(s.errors),
+    String(s.deadLettered),
     String(s.duplicates),
     String(s.dropped),
     humanBytes(s.bytesOut),
@@ -47,7 +63,7 @@ export function totalsTable(snap: PipelineSnapshot): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
     r
-      .map((c, i) => (i >= 3 && i <= 7 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .map((c, i) => (i >= 3 && i <= 8 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
       .join('  ')
       .trimEnd();
   return [

@@ -17,6 +17,7 @@ import {
   mibNumber,
   padLeft,
   padRight,
+  retryText,
   sparkline,
   uptime,
 } from './format.ts';
@@ -78,7 +79,13 @@ const COLUMNS: Column[] = [
     right: false,
     priority: 0,
     cell: (r, _w, selected) => {
-      const mark = selected ? '›' : r.stage.errors > 0 ? '!' : ' ';
+      const mark = selected
+        ? '›'
+        : r.stage.health.state === 'retrying'
+          ? '↻'
+          : r.stage.errors > 0
+            ? '!'
+            : ' ';
       const more = r.extraInputs > 0 ? ` +${r.extraInputs}` : '';
       return { text: mark + r.prefix + r.stage.name + more, bold: r.depth === 0 };
     },
@@ -250,14 +257,15 @@ function headerRow(layout: Layout): Line {
 }
 
 function stageLine(r: StageRow, layout: Layout, selected: boolean): Line {
-  const red = r.stage.errors > 0;
+  const retrying = r.stage.health.state === 'retrying';
+  const color = retrying ? 'yellow' : r.stage.errors > 0 ? 'red' : undefined;
   const out: Line = [];
   layout.columns.forEach((c, i) => {
     if (i > 0) out.push({ text: ' ' });
     const seg = cellText(c.cell(r, layout.widths[i], selected), layout.widths[i], c.right);
     const painted = c.id === 'queue' || c.id === 'spark';
-    if (red && !painted) {
-      seg.color = 'red';
+    if (color && !painted) {
+      seg.color = color;
       seg.dim = false;
     }
     out.push(seg);
@@ -278,7 +286,16 @@ function headerLines(view: View, width: number): Line[] {
     { text: `  out ${humanRate(view.outPerSec)}` },
   ];
   if (view.errors > 0) first.push({ text: `  errors ${humanCount(view.errors)}`, color: 'red', bold: true });
+  const dead = view.rows.reduce((n, r) => n + r.stage.deadLettered, 0);
+  if (dead > 0) first.push({ text: `  dead letters ${humanCount(dead)}`, color: 'red' });
   const lines = [first];
+  for (const r of view.rows) {
+    const h = r.stage.health;
+    if (h.state !== 'retrying') continue;
+    lines.push([
+      { text: clip(`↻ ${r.stage.name} ${retryText(h, s.at)}`, width), color: 'yellow', bold: true },
+    ]);
+  }
   if (s.logFile) lines.push([{ text: clip(`log ${s.logFile}`, width), dim: true }]);
   return lines;
 }
@@ -418,7 +435,11 @@ function detailPanel(r: StageRow, width: number, height: number): Line[] {
     `queue ${Math.round(s.queueFill * 100)}%`,
     `batch ${humanDuration(s.batchLatencyMs)}`,
   ];
+  if (s.kind === 'sink') stats.push(`held ${humanCount(s.held)}/${humanCount(s.heldLimit)}`);
+  if (s.deadLettered > 0) stats.push(`dead letters ${humanCount(s.deadLettered)}`);
   for (const l of flow(stats, width, 2)) lines.push([{ text: l }]);
+  if (s.health.state === 'retrying')
+    lines.push([{ text: clip(retryText(s.health, Date.now()), width), color: 'yellow' }]);
   const parts = Object.entries(s.lagByPartition).sort(([a], [b]) =>
     a.localeCompare(b, 'en', { numeric: true }),
   );

@@ -4,6 +4,8 @@
  * widths can be computed with `.length`.
  */
 
+import type { SinkHealth } from '../runtime/metrics.ts';
+
 const UNITS = ['', 'k', 'M', 'G', 'T'];
 
 /** Three significant digits with a metric suffix: 999, 1.23k, 12.3k, 123k, 1.23M. */
@@ -144,4 +146,21 @@ export function padLeft(s: string, width: number): string {
 
 export function padRight(s: string, width: number): string {
   return clip(s, width).padEnd(width, ' ');
+}
+
+/** A short span for operators: `45s`, `3m05s`, `2h10m`. */
+export function shortSpan(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** `retrying 12s: connection refused; last success 14s ago`: what an operator needs to judge an outage. */
+export function retryText(h: SinkHealth, now: number): string {
+  const since = h.since ? ` ${shortSpan(now - h.since)}` : '';
+  const last = h.lastSuccessAt
+    ? `; last success ${shortSpan(now - h.lastSuccessAt)} ago`
+    : '; no success yet';
+  return `retrying${since}: ${h.reason ?? 'transient failure'}${last}`;
 }
