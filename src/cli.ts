@@ -6,6 +6,7 @@ import { type DeadLetterFlags, deadLetterList, deadLetterReplay } from './cli/de
 import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
 import { runCommand } from './cli/run.ts';
+import { StateUsageError, stateReset, stateShow } from './cli/state.ts';
 import { hasErrors } from './spec/diagnostics.ts';
 import { pipelineJsonSchema } from './spec/schema.ts';
 import { parseDuration } from './spec/units.ts';
@@ -224,6 +225,61 @@ export function program(): Command {
     .action(async (file: string, opts: { format: 'mermaid' | 'dot' }) => {
       process.exitCode = await graphCommand(file, opts);
     });
+
+  const state = cmd
+    .command('state')
+    .description('Show or forget where the sources of a pipeline resume (checkpoints, committed offsets)')
+    .addHelpText('after', '\nExit codes: 0 done, 1 error (invalid spec, unreadable state), 2 usage.');
+  const stateDirOption = (c: Command) =>
+    c
+      .argument('<file>', 'spec file')
+      .option(
+        '--state-dir <dir>',
+        'state directory of the runs (env SLUICE_STATE_DIR)',
+        process.env.SLUICE_STATE_DIR ?? '.sluice',
+      );
+  // Remote stores (Kafka, DynamoDB) may leave client handles behind: exit once output is out.
+  const finish = async (work: () => Promise<number>) => {
+    let code: number;
+    try {
+      code = await work();
+    } catch (err) {
+      if (!(err instanceof StateUsageError)) throw err;
+      process.stderr.write(`sluice: ${err.message}\n`);
+      code = EXIT_USAGE;
+    }
+    await flushStd();
+    process.exit(code);
+  };
+  stateDirOption(
+    state
+      .command('show')
+      .description(
+        'Per source and partition, the stored position and where it lives (state file, DynamoDB table, Kafka group)',
+      ),
+  )
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['human', 'json']).default('human'),
+    )
+    .action((file: string, opts: { stateDir: string; format: 'human' | 'json' }) =>
+      finish(() => stateShow(file, opts)),
+    );
+  stateDirOption(
+    state
+      .command('reset')
+      .description(
+        'Remove the positions the state file holds for the pipeline (or one source), so the next run reads from the start; needs --yes',
+      ),
+  )
+    .option('--source <name>', 'only this source')
+    .option('--yes', 'really remove (without it, only lists what would go and exits 2)')
+    .addHelpText(
+      'after',
+      '\nStop the pipeline first: a running one writes its positions again. Kafka offsets and DynamoDB checkpoints are not changed; the command says how to reset them.',
+    )
+    .action((file: string, opts: { stateDir: string; source?: string; yes?: boolean }) =>
+      finish(() => stateReset(file, opts)),
+    );
   return cmd;
 }
 

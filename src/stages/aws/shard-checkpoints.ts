@@ -82,6 +82,48 @@ export class ScopeCheckpoints implements ShardCheckpoints {
   async close(): Promise<void> {}
 }
 
+/** The prefix of a Kinesis source's lease keys: one table can serve many pipelines and sources. */
+export const leaseNamespace = (pipeline: string, source: string, stream: string): string =>
+  `${pipeline}/${source}/${stream}`;
+
+/**
+ * Reads the stored positions of one namespace without creating or changing anything (for
+ * `sluice state show`); undefined when the table does not exist.
+ */
+export async function readShardCheckpoints(
+  opts: AwsStageOptions & { table: string; namespace: string },
+): Promise<Positions | undefined> {
+  const client = new DynamoDBClient(awsClientConfig(opts));
+  const prefix = `${opts.namespace}/`;
+  const out: Positions = {};
+  try {
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const res = await client.send(
+        new ScanCommand({
+          TableName: opts.table,
+          FilterExpression: 'begins_with(lease_key, :p) AND attribute_exists(checkpoint)',
+          ExpressionAttributeValues: { ':p': { S: prefix } },
+          ProjectionExpression: 'lease_key, checkpoint',
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) {
+        const k = item.lease_key?.S;
+        const c = item.checkpoint?.S;
+        if (k && c) out[k.slice(prefix.length)] = c;
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
+  } catch (err) {
+    if (err instanceof ResourceNotFoundException) return undefined;
+    throw err;
+  } finally {
+    client.destroy();
+  }
+}
+
 export interface DynamoCheckpointOptions extends AwsStageOptions {
   table: string;
   /** Prefix of every lease key: pipeline and source names, so one table can serve many consumers. */

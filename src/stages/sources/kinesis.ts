@@ -33,6 +33,7 @@ import { awsClientConfig } from '../aws/clients.ts';
 import { deaggregate } from '../aws/kpl.ts';
 import {
   DynamoCheckpoints,
+  leaseNamespace,
   ScopeCheckpoints,
   SHARD_END,
   type ShardCheckpoints,
@@ -275,7 +276,7 @@ export class KinesisSource implements Source {
         region: o.region,
         endpoint: o.endpoint,
         table: ddb.table,
-        namespace: `${stage.pipeline}/${stage.name}/${o.stream}`,
+        namespace: leaseNamespace(stage.pipeline, stage.name, o.stream),
         leaseDuration: ddb.lease_duration ?? 30_000,
         log: stage.log,
       });
