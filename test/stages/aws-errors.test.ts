@@ -17,7 +17,11 @@ const meta = (httpStatusCode: number) => ({ httpStatusCode, attempts: 1, totalRe
 
 /** An S3 error as the SDK builds it from a response it has no class for. */
 function s3Error(name: string, status: number): S3ServiceException {
-  return new S3ServiceException({ name, $fault: status >= 500 ? 'server' : 'client', $metadata: meta(status) });
+  return new S3ServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: meta(status),
+  });
 }
 
 function networkError(code: string): Error {

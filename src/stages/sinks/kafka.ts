@@ -200,7 +200,7 @@ export class KafkaSink implements Sink {
     const brokers = String(this.opts.brokers);
     const unanswered = () =>
       new StageError(
-        `kafka: no answer from brokers ${brokers} within ${STARTUP_CHECK_MS / 1000}s; check \`brokers\` and that Kafka is up`,
+        `kafka: no answer from ${brokers} within ${STARTUP_CHECK_MS / 1000}s; check \`brokers\` and that Kafka is up`,
         { retryable: false },
       );
     if (this.opts.create_topic && this.opts.topic) {
@@ -233,7 +233,7 @@ export class KafkaSink implements Sink {
           { retryable: false, cause: err },
         );
       }
-      throw new StageError(`kafka: cannot reach brokers ${brokers}: ${message}`, {
+      throw new StageError(`kafka: cannot reach ${brokers}: ${message}`, {
         retryable: false,
         cause: err,
       });
