@@ -240,7 +240,9 @@ describe('pipelines/feedlot-kafka-mysql.yaml', () => {
     await produce(s.topic, rows);
     await kcatProduce(s.topic, ['bad\t{not json']);
     const res = await runSluice(PIPELINE, s.env, ['--exit-idle', '3s', '--state-dir', s.state]);
-    expect(res.code, res.stderr.slice(-3000)).toBe(0);
+    // Completed, but records failed: exit 3 and the count on the last line.
+    expect(res.code, res.stderr.slice(-3000)).toBe(3);
+    expect(res.stderr).toMatch(/3 records failed: 3 to error outputs, 0 to dead letters/);
     expect(await tableCount(s.table)).toBe(98);
     expect(await sql(`SELECT id_raca FROM \`${s.table}\` WHERE id_lote = 'L70'`)).toEqual([[nasty]]);
     expect(await sql(`SELECT COUNT(*) FROM \`${s.table}\` WHERE id_lote IN ('L10', 'L55')`)).toEqual([['0']]);
