@@ -3,7 +3,11 @@
  * the test plays the pipeline (collects batches, acks when it chooses), and Kafka's own
  * ConsumerGroupCommand reads back what the group committed.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageContext } from '../../src/stages/define.ts';
@@ -201,6 +205,52 @@ describe('kafka source', () => {
     expect(await run(0)).toEqual([
       `resuming partition ${topic}/0 at offset ${ends[0]} (committed by group ${group})`,
       `resuming partition ${topic}/1 at offset ${ends[1]} (committed by group ${group})`,
+    ]);
+  });
+
+  it('`sluice state show` reads the group offsets from the broker', async () => {
+    const topic = await topicWith(2, 20);
+    const group = `g-${suffix()}`;
+    const src = source(topic, group);
+    const c = new CollectingContext();
+    const running = src.run(c.ctx);
+    await until(() => c.records.length === 20, 30_000, '20 records');
+    c.abort.abort();
+    await running;
+    await src.close();
+
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-state-'));
+    const spec = join(dir, 'group.yaml');
+    writeFileSync(
+      spec,
+      `version: 1
+name: group-offsets
+sources:
+  orders: { type: kafka, brokers: '${BROKERS}', topics: [${topic}], group: ${group} }
+sinks:
+  out: { type: stdout, from: [orders] }
+`,
+    );
+    const root = resolve(import.meta.dirname, '../..');
+    const r = spawnSync(
+      join(root, 'node_modules/.bin/node'),
+      ['src/cli.ts', 'state', 'show', spec, '--state-dir', dir, '--format', 'json'],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const ends = await endOffsets(topic, 2);
+    expect(JSON.parse(r.stdout).sources).toEqual([
+      {
+        name: 'orders',
+        type: 'kafka',
+        store: 'kafka-group',
+        location: `kafka:${group}`,
+        positions: [0, 1].map((p) => ({
+          partition: `${topic}/${p}`,
+          position: String(ends[p]),
+          meaning: `at offset ${ends[p]}`,
+        })),
+      },
     ]);
   });
 

@@ -3,12 +3,24 @@
  * reading a shard twice, a stopped reader's shards are taken over from its checkpoints, and a
  * reader whose lease was taken cannot overwrite the new owner's progress.
  */
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DynamoCheckpoints } from '../../src/stages/aws/shard-checkpoints.ts';
+import { DynamoCheckpoints, readShardCheckpoints } from '../../src/stages/aws/shard-checkpoints.ts';
 import { type KinesisSource, kinesisSource } from '../../src/stages/sources/kinesis.ts';
 import { Harness, sleep, stageContext } from '../stages/kinesis-harness.ts';
-import { boto3, createStream, putSales, requireMoto, tempDir, unique } from './kinesis-harness.ts';
+import {
+  awsEnv,
+  boto3,
+  createStream,
+  putSales,
+  ROOT,
+  requireMoto,
+  tempDir,
+  unique,
+} from './kinesis-harness.ts';
 
 beforeAll(async () => {
   await requireMoto();
@@ -114,5 +126,74 @@ describe('kinesis source with DynamoDB checkpoints', () => {
     expect(item).toMatchObject({ checkpoint: '250', lease_owner: 'new', lease_counter: 2 });
     await old.close();
     await fresh.close();
+  });
+
+  it('`sluice state show` reads the lease table without creating or changing it', async () => {
+    const table = unique('sluice-leases');
+    const dir = await tempDir();
+    const spec = join(dir, 'leases.yaml');
+    await writeFile(
+      spec,
+      `version: 1
+name: show-leases
+sources:
+  src: { type: kinesis, stream: flow, checkpoint: { dynamodb: { table: ${table} } } }
+sinks:
+  out: { type: stdout, from: [src] }
+`,
+    );
+    const show = () => {
+      const r = spawnSync(
+        join(ROOT, 'node_modules/.bin/node'),
+        ['src/cli.ts', 'state', 'show', spec, '--state-dir', dir],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+          env: { ...process.env, ...awsEnv },
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    // No table yet: said so, and show does not create it.
+    expect(show()).toContain(`table ${table} does not exist yet: no checkpoint: shards start at LATEST`);
+    expect(await readShardCheckpoints({ table, namespace: 'show-leases/src/flow' })).toBeUndefined();
+
+    const writer = new DynamoCheckpoints({
+      table,
+      namespace: 'show-leases/src/flow',
+      log: pino({ level: 'silent' }),
+      leaseDuration: 30_000,
+    });
+    for (const [shard, pos] of [
+      ['shardId-000000000000', 'SHARD_END'],
+      ['shardId-000000000001', '4967'],
+      ['shardId-000000000002', '4968:3'],
+    ]) {
+      await writer.acquire(shard);
+      writer.commit(shard, pos);
+    }
+    await writer.flush();
+    // Another pipeline's leases in the same table are not shown.
+    const other = new DynamoCheckpoints({
+      table,
+      namespace: 'other/src/flow',
+      log: pino({ level: 'silent' }),
+      leaseDuration: 30_000,
+    });
+    await other.acquire('shardId-000000000009');
+    other.commit('shardId-000000000009', '1');
+    await other.flush();
+    const before = await items(table);
+
+    const out = show();
+    expect(out).toContain(`source src (kinesis, checkpoints in DynamoDB table ${table})`);
+    expect(out).toMatch(/shardId-000000000000 +read to its end \(SHARD_END\)/);
+    expect(out).toMatch(/shardId-000000000001 +after sequence 4967/);
+    expect(out).toMatch(/shardId-000000000002 +after user record 3 of the KPL aggregate at sequence 4968/);
+    expect(out).not.toContain('shardId-000000000009');
+    expect(await items(table)).toEqual(before);
+    await writer.close();
+    await other.close();
   });
 });
