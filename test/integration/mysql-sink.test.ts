@@ -4,8 +4,10 @@
  */
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MysqlSink, mysqlSink } from '../../src/stages/sinks/mysql/index.ts';
+import { type MysqlSink, mysqlSink, quoteName } from '../../src/stages/sinks/mysql/index.ts';
 import { batchOf, MYSQL_URL, requireMysql, sinkContext, sql, suffix } from './mysql-harness.ts';
+import { mysqlConfig } from './services.ts';
+import { TcpProxy } from './tcp-proxy.ts';
 
 const tables: string[] = [];
 const sinks: MysqlSink[] = [];
@@ -16,7 +18,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of sinks) await s.close();
-  for (const t of tables) await sql(`DROP TABLE IF EXISTS \`${t}\``);
+  for (const t of tables) await sql(`DROP TABLE IF EXISTS ${quoteName(t)}`);
 });
 
 const FEEDLOT_COLUMNS = {
@@ -154,7 +156,8 @@ describe('mysql sink', () => {
     expect(res?.failed.map((f) => f.index)).toEqual([17, 123, 199]);
     expect(res?.failed[0].reason).toMatch(/Data too long for column 'name'/);
     expect(res?.failed[1].reason).toMatch(/Column 'name' cannot be null/);
-    expect(res?.failed[2].reason).toMatch(/Incorrect integer value/);
+    // Caught before the server sees it (strict conversions), with the column's name.
+    expect(res?.failed[2].reason).toBe("mysql: column 'n': 'not a number' is not an integer");
     expect(res?.failed.every((f) => f.retryable === false)).toBe(true);
     expect(await sql(`SELECT COUNT(*), SUM(id) FROM \`${t}\``)).toEqual([
       ['197', String((199 * 200) / 2 - 17 - 123 - 199)],
@@ -200,7 +203,10 @@ describe('mysql sink', () => {
 
   it('fails clearly at open when the table or a column is missing', async () => {
     const missing = `nope_${suffix()}`;
-    await expect(openSink({ table: missing })).rejects.toThrow(`table ${missing} does not exist`);
+    const db = mysqlConfig().database;
+    await expect(openSink({ table: missing })).rejects.toThrow(
+      `table \`${db}\`.\`${missing}\` does not exist on ${mysqlConfig().host}:${mysqlConfig().port}: create it`,
+    );
     const t = table('cols');
     await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY)`);
     await expect(openSink({ table: t, columns: { id: 'INT', other: 'INT' } })).rejects.toThrow(
@@ -238,5 +244,285 @@ describe('mysql sink', () => {
     // What the runtime does next: the same batch again, on a fresh connection.
     expect(await sink.write(batchOf([{ id: 4 }, { id: 5 }, { id: 6 }]))).toBeUndefined();
     expect(await sql(`SELECT GROUP_CONCAT(id ORDER BY id) FROM \`${t}\``)).toEqual([['4,5,6']]);
+  });
+});
+
+/** An object nested `depth` levels deep, built without recursion. */
+function deep(depth: number): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  let at = root;
+  for (let i = 0; i < depth; i++) {
+    const next: Record<string, unknown> = {};
+    at.a = next;
+    at = next;
+  }
+  return root;
+}
+
+describe('mysql sink: a record that cannot be written fails alone', () => {
+  it('3,000 records with one nested 100,000 deep: 2,999 rows and one failure naming the column', async () => {
+    const t = table('poison');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY, doc JSON, n INT)`);
+    const sink = await openSink({ table: t, mode: 'upsert' });
+    const values = Array.from({ length: 3000 }, (_, i) => ({ id: i, doc: { i, tags: ['a'] }, n: i }));
+    values[1234] = { id: 1234, doc: deep(100_000) as never, n: 1234 };
+    const res = await sink.write(batchOf(values));
+    expect(res?.failed).toEqual([
+      {
+        index: 1234,
+        reason: "mysql: column 'doc': value cannot be encoded as JSON: nesting too deep",
+        retryable: false,
+      },
+    ]);
+    expect(
+      await sql(
+        `SELECT COUNT(*), SUM(id = 1234), MAX(CAST(JSON_VALUE(doc, '$.i') AS UNSIGNED)) FROM \`${t}\``,
+      ),
+    ).toEqual([['2999', '0', '2999']]);
+  });
+
+  it('strict: 1.5 into an INT fails that record; an object into a VARCHAR too; booleans are 0/1', async () => {
+    const t = table('strict');
+    await sql(
+      `CREATE TABLE \`${t}\` (id INT PRIMARY KEY, n INT, price DECIMAL(10,2), name VARCHAR(50), ok TINYINT)`,
+    );
+    const sink = await openSink({ table: t, mode: 'upsert' });
+    const res = await sink.write(
+      batchOf([
+        { id: 1, n: 10, price: '12.50', name: 'a', ok: true },
+        { id: 2, n: 1.5, price: 1, name: 'b', ok: false },
+        { id: 3, n: 3, price: 2, name: { first: 'c' }, ok: 1 },
+        { id: 4, n: '4', price: 'abc', name: 'd', ok: 0 },
+        { id: 5, n: '5', price: 3.25, name: 'e', ok: 0 },
+      ]),
+    );
+    expect(res?.failed).toEqual([
+      { index: 1, reason: "mysql: column 'n': 1.5 is not an integer", retryable: false },
+      {
+        index: 2,
+        reason: expect.stringMatching(/^mysql: column 'name': an object does not fit/),
+        retryable: false,
+      },
+      { index: 3, reason: "mysql: column 'price': 'abc' is not a number", retryable: false },
+    ]);
+    expect(await sql(`SELECT id, n, price, name, ok FROM \`${t}\` ORDER BY id`)).toEqual([
+      ['1', '10', '12.50', 'a', '1'],
+      ['5', '5', '3.25', 'e', '0'],
+    ]);
+  });
+
+  it('strict: false lets the server round as before', async () => {
+    const t = table('lenient');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY, n INT, name TEXT)`);
+    const sink = await openSink({ table: t, mode: 'upsert', strict: false });
+    expect(await sink.write(batchOf([{ id: 1, n: 1.5, name: { a: 1 } }]))).toBeUndefined();
+    expect(await sql(`SELECT n, name FROM \`${t}\``)).toEqual([['2', '{"a":1}']]);
+  });
+
+  it('without columns, a record with no field that is a column fails alone', async () => {
+    const t = table('nomatch');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY, name VARCHAR(20))`);
+    const sink = await openSink({ table: t, mode: 'upsert' });
+    const res = await sink.write(
+      batchOf([{ id: 1, name: 'a' }, { other: 1, more: 2 }, 'not an object', { id: 2 }]),
+    );
+    expect(res?.failed.map((f) => [f.index, f.retryable])).toEqual([
+      [1, false],
+      [2, false],
+    ]);
+    expect(res?.failed[0].reason).toMatch(/no field of the record is a column of table `[^`]+`\.`nomatch_/);
+    expect(await sql(`SELECT id, name FROM \`${t}\` ORDER BY id`)).toEqual([
+      ['1', 'a'],
+      ['2', 'NULL'],
+    ]);
+  });
+});
+
+describe('mysql sink: identifiers with dots, backticks and spaces', () => {
+  const db = mysqlConfig().database;
+
+  it('round-trips a table and a column named with a dot, a backtick and a space', async () => {
+    const t = table('my.t`able x');
+    const col = 'a.b` c';
+    const sink = await openSink({
+      database: db,
+      table: t,
+      create_table: true,
+      columns: { id: 'INT', [col]: 'VARCHAR(50)', 'doc.json': 'JSON' },
+      key: ['id'],
+      mode: 'upsert',
+    });
+    expect(await sink.write(batchOf([{ id: 1, [col]: 'one', 'doc.json': { k: 'v' } }]))).toBeUndefined();
+    expect(
+      await sink.write(
+        batchOf([
+          { id: 1, [col]: 'uno', 'doc.json': [1] },
+          { id: 2, [col]: 'two' },
+        ]),
+      ),
+    ).toBeUndefined();
+    // The table really is one name in the URL's database, and the mariadb client reads it back.
+    expect(
+      await sql(
+        `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '${t.replaceAll("'", "''")}'`,
+      ),
+    ).toEqual([['1']]);
+    expect(
+      await sql(
+        `SELECT id, ${quoteName(col)}, ${quoteName('doc.json')} FROM ${quoteName(db)}.${quoteName(t)} ORDER BY id`,
+      ),
+    ).toEqual([
+      ['1', 'uno', '[1]'],
+      ['2', 'two', 'NULL'],
+    ]);
+    // Without `columns` the same names are found in the table and written.
+    const auto = await openSink({ table: t, mode: 'upsert' });
+    expect(await auto.write(batchOf([{ id: 3, [col]: 'three', 'doc.json': { n: 3 } }]))).toBeUndefined();
+    expect(await sql(`SELECT ${quoteName('doc.json')} FROM ${quoteName(t)} WHERE id = 3`)).toEqual([
+      ['{"n":3}'],
+    ]);
+  });
+
+  it('`database` names the database; a dotted table without it still means database.table when unambiguous', async () => {
+    const t = table('legacy');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY)`);
+    const explicit = await openSink({ database: db, table: t, mode: 'upsert' });
+    expect(await explicit.write(batchOf([{ id: 1 }]))).toBeUndefined();
+    const legacy = await openSink({ table: `${db}.${t}`, mode: 'upsert' });
+    expect(await legacy.write(batchOf([{ id: 2 }]))).toBeUndefined();
+    expect(await sql(`SELECT GROUP_CONCAT(id ORDER BY id) FROM \`${t}\``)).toEqual([['1,2']]);
+    // Both readings exist: ambiguous, and open says how to resolve it.
+    const literal = `${db}.${t}`;
+    tables.push(literal);
+    await sql(`CREATE TABLE ${quoteName(literal)} (id INT PRIMARY KEY)`);
+    await expect(openSink({ table: `${db}.${t}`, mode: 'upsert' })).rejects.toThrow(
+      /both exist .*set `database`/,
+    );
+    // Creating needs to know which is meant.
+    await expect(
+      openSink({ table: `${db}.new_${suffix()}`, create_table: true, columns: { id: 'INT' }, key: ['id'] }),
+    ).rejects.toThrow(/to create it set `database`/);
+    // With `database` the dotted name is one table.
+    const dotted = await openSink({ database: db, table: literal, mode: 'upsert' });
+    expect(await dotted.write(batchOf([{ id: 9 }]))).toBeUndefined();
+    expect(await sql(`SELECT id FROM ${quoteName(literal)}`)).toEqual([['9']]);
+  });
+});
+
+describe('mysql sink: start-up failures name what to fix, never the credentials', () => {
+  it('an unreachable server: the message names host:port', async () => {
+    const url = 'mysql://app:hunter2@127.0.0.1:1/fazendas';
+    const sink = mysqlSink.create({ url, table: 't' } as never, sinkContext()) as MysqlSink;
+    const started = Date.now();
+    const err = (await sink.open().catch((e: unknown) => e)) as Error;
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(err.message).toMatch(
+      /^mysql: cannot read the tables of 127\.0\.0\.1:1: .*ECONNREFUSED.*is the server running/,
+    );
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('a password with an unencoded # fails before any connection, without printing it', async () => {
+    const { host, port, database } = mysqlConfig();
+    const url = `mysql://root:p@ss#1@${host}:${port}/${database}`;
+    const sink = mysqlSink.create({ url, table: 't' } as never, sinkContext()) as MysqlSink;
+    const err = (await sink.open().catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/percent-encode/);
+    expect(err.message).not.toMatch(/p@ss|ss#1/);
+  });
+
+  it('a missing database in the URL is named with what to create', async () => {
+    const { host, port } = mysqlConfig();
+    const base = new URL(MYSQL_URL);
+    base.pathname = `/nodb_${suffix()}`;
+    const sink = mysqlSink.create({ url: base.toString(), table: 't' } as never, sinkContext()) as MysqlSink;
+    const err = (await sink.open().catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(
+      new RegExp(
+        `^mysql: cannot read the tables of ${host}:${port}: Unknown database 'nodb_\\w+': create the database`,
+      ),
+    );
+  });
+});
+
+describe('mysql sink: failures that are not about a row are retried, not dead-lettered', () => {
+  it('a dropped table is a retryable batch error; once recreated the same batch commits', async () => {
+    const t = table('dropped');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY)`);
+    const sink = await openSink({ table: t, mode: 'upsert' });
+    await sql(`DROP TABLE \`${t}\``);
+    const err = await sink.write(batchOf([{ id: 1 }, { id: 2 }])).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ name: 'StageError', retryable: true });
+    expect((err as Error).message).toMatch(/doesn't exist/);
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY)`);
+    expect(await sink.write(batchOf([{ id: 1 }, { id: 2 }]))).toBeUndefined();
+    expect(await sql(`SELECT COUNT(*) FROM \`${t}\``)).toEqual([['2']]);
+  });
+});
+
+describe('mysql sink: an outage fails writes within seconds, as retryable', () => {
+  it('a frozen server, then a refused port, then the server back', async () => {
+    const t = table('outage');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY)`);
+    const { host, port } = mysqlConfig();
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    try {
+      const url = new URL(MYSQL_URL);
+      url.host = `127.0.0.1:${proxy.port}`;
+      const sink = await openSink({
+        url: url.toString(),
+        table: t,
+        mode: 'upsert',
+        pool_size: 1,
+        timeout: 2000,
+      });
+      expect(await sink.write(batchOf([{ id: 1 }]))).toBeUndefined();
+
+      const failure = async (ids: number[]) => {
+        const started = Date.now();
+        const err = await sink.write(batchOf(ids.map((id) => ({ id })))).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        return {
+          err: err as { name?: string; retryable?: boolean; message?: string },
+          ms: Date.now() - started,
+        };
+      };
+
+      // Frozen: the pooled connection is open but nothing answers.
+      proxy.blackhole();
+      const frozen = await failure([2]);
+      expect(frozen.err).toMatchObject({ name: 'StageError', retryable: true });
+      expect(frozen.err.message).toMatch(/no answer from 127\.0\.0\.1:\d+/);
+      expect(frozen.ms).toBeLessThan(4000);
+      // Still frozen, and the next write needs a new connection: it gives up just as fast.
+      const frozenAgain = await failure([2]);
+      expect(frozenAgain.err).toMatchObject({ name: 'StageError', retryable: true });
+      expect(frozenAgain.err.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+/);
+      expect(frozenAgain.ms).toBeLessThan(4000);
+
+      // Down: the port refuses.
+      await proxy.refuse();
+      const down = await failure([2]);
+      expect(down.err).toMatchObject({ name: 'StageError', retryable: true });
+      expect(down.err.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+      expect(down.ms).toBeLessThan(4000);
+
+      // Back: the retried batch commits on a fresh connection.
+      await proxy.heal();
+      let result: unknown = 'not yet';
+      for (let i = 0; i < 20 && result !== undefined; i++) {
+        result = await sink.write(batchOf([{ id: 2 }, { id: 3 }])).catch((e: unknown) => e);
+      }
+      expect(result).toBeUndefined();
+      expect(await sql(`SELECT GROUP_CONCAT(id ORDER BY id) FROM \`${t}\``)).toEqual([['1,2,3']]);
+    } finally {
+      await proxy.stop();
+    }
   });
 });

@@ -299,11 +299,11 @@ describe('mysql sink: static checks', () => {
     expect(check({ columns: { a: 'INT' }, key: ['a'], create_table: true })).toEqual([]);
   });
 
-  it('warns about a dotted table without database, and refuses to create one', () => {
+  it('warns about a dotted table without database', () => {
     expect(check({ table: 'db.t' })).toEqual([expect.stringMatching(/^warning table: .*set `database`/)]);
     expect(check({ table: 'db.t', database: 'db' })).toEqual([]);
     expect(check({ table: 'db.t', columns: { a: 'INT' }, create_table: true })).toEqual([
-      expect.stringMatching(/^error table: .*ambiguous when creating/),
+      expect.stringMatching(/^warning table: .*cannot be created without `database`/),
     ]);
   });
 

@@ -136,14 +136,15 @@ export const mysqlSink = defineSink({
       }
     }
     if (opts.database === undefined && candidateTables(opts.table, undefined).length > 1) {
-      // The value may come from the environment: the message does not repeat it.
+      // The value may come from the environment: the message does not repeat it. A warning, as
+      // specs from before `database` existed still run when the table exists.
       report(
         ['table'],
         'schema-value',
         opts.create_table
-          ? 'a dot in `table` is ambiguous when creating the table: set `database` and give `table` the name within it'
+          ? 'a dot in `table` reads as database.table only when no table of that whole name exists, and cannot be created without `database`: set `database` and give `table` the name within it'
           : 'a dot in `table` reads as database.table only when no table of that whole name exists: set `database` and give `table` the name within it',
-        opts.create_table ? 'error' : 'warning',
+        'warning',
       );
     }
   },

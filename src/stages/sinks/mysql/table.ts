@@ -53,7 +53,38 @@ export async function describeTable(pool: Pool, t: TableRef): Promise<Map<string
   for (const r of rows as { name: string; type: string; ckey: string }[]) {
     out.set(r.name, { type: r.type, key: r.ckey === 'PRI' });
   }
+  if (out.size > 0) {
+    for (const name of await jsonChecked(pool, t)) {
+      const info = out.get(name);
+      if (info) info.type = 'json';
+    }
+  }
   return out;
+}
+
+const JSON_VALID = /json_valid\(`((?:[^`]|``)+)`\)/gi;
+
+/**
+ * Columns MariaDB declares JSON: it stores them as LONGTEXT with a CHECK (json_valid(col)), and
+ * information_schema.COLUMNS says longtext. MySQL has a real JSON type and no TABLE_NAME in
+ * CHECK_CONSTRAINTS, so there the query fails and COLUMNS already said json.
+ */
+async function jsonChecked(pool: Pool, t: TableRef): Promise<string[]> {
+  let rows: unknown;
+  try {
+    [rows] = await pool.query(
+      `SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS
+       WHERE CONSTRAINT_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?`,
+      [t.database ?? null, t.name],
+    );
+  } catch {
+    return [];
+  }
+  const names: string[] = [];
+  for (const { clause } of rows as { clause: string }[]) {
+    for (const m of clause.matchAll(JSON_VALID)) names.push(m[1].replaceAll('``', '`'));
+  }
+  return names;
 }
 
 /** The database the session uses when none is named (the URL's), or undefined. */
