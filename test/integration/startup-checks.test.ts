@@ -9,16 +9,20 @@
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { InvalidArgumentException as FirehoseInvalidArgument } from '@aws-sdk/client-firehose';
+import { InvalidArgumentException as KinesisInvalidArgument } from '@aws-sdk/client-kinesis';
+import { SNSClient, InvalidParameterException as SnsInvalidParameter } from '@aws-sdk/client-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AckGroup } from '../../src/runtime/ack.ts';
 import type { SluiceRecord } from '../../src/runtime/record.ts';
+import { awsClientConfig } from '../../src/stages/aws/clients.ts';
 import { CHECK_TIMEOUT_MS } from '../../src/stages/aws/startup.ts';
 import type { RecordFailure, Sink, SinkBatch, StageContext, StageKind } from '../../src/stages/define.ts';
-import { firehoseSink } from '../../src/stages/sinks/firehose.ts';
+import { type FirehoseSink, firehoseSink } from '../../src/stages/sinks/firehose.ts';
 import { kafkaSink } from '../../src/stages/sinks/kafka.ts';
-import { kinesisSink } from '../../src/stages/sinks/kinesis.ts';
+import { type KinesisSink, kinesisSink } from '../../src/stages/sinks/kinesis.ts';
 import { s3Sink } from '../../src/stages/sinks/s3.ts';
-import { snsSink } from '../../src/stages/sinks/sns.ts';
+import { SnsSink, snsSink } from '../../src/stages/sinks/sns.ts';
 import { kafkaSource } from '../../src/stages/sources/kafka.ts';
 import { kinesisSource } from '../../src/stages/sources/kinesis.ts';
 import {
@@ -509,5 +513,109 @@ describe('errors about the destination in the middle of a run are transient, not
     await boto3('boto3.client("sns").delete_topic(TopicArn=arg)', arn);
     await allTransient(sink, /NotFound/);
     await sink.close?.();
+  });
+});
+
+describe("a batch refused for one record's content is halved until that record is alone", () => {
+  const values = () => [
+    ...Array.from({ length: 6 }, (_, i) => ({ id: `r${i}` })),
+    { id: 'poison' },
+    ...Array.from({ length: 5 }, (_, i) => ({ id: `r${i + 6}` })),
+  ];
+  const batchOf = (vs: unknown[]): SinkBatch => {
+    const ack = new AckGroup(vs.length);
+    const records: SluiceRecord[] = vs.map((value, i) => ({
+      value,
+      meta: {},
+      position: `h-${i}`,
+      size: 10,
+      ack,
+    }));
+    return { records, partition: undefined, startedAt: Date.now(), bytes: 10 * vs.length, seq: 0 };
+  };
+  const expected = Array.from({ length: 11 }, (_, i) => `r${i}`).sort((a, b) => a.localeCompare(b));
+
+  it('kafka: the broker refuses a message over its max.message.bytes (MESSAGE_TOO_LARGE); the others are written', async () => {
+    const topic = `startup-large-${suffix()}`;
+    topicsToDelete.push(topic);
+    await createTopic(topic, 1);
+    // The sink's own limit is raised above the broker's (1 MiB by default) so the broker decides.
+    const sink = kafkaSink.create(
+      { brokers: BROKERS, topic, max_message_bytes: 8 * 1024 * 1024, compression: 'none' },
+      ctx('sink', 'kafka'),
+    );
+    await sink.open?.();
+    const vs: unknown[] = values();
+    vs[6] = { id: 'poison', pad: 'x'.repeat(2 * 1024 * 1024) };
+    const result = await sink.write(batchOf(vs));
+    await sink.close?.();
+    expect(result?.failed.map((f) => [f.index, f.retryable])).toEqual([[6, false]]);
+    expect(result?.failed[0].reason).toMatch(/larger than the max message size/i);
+    expect(written((await kcatConsume(topic)).map((m) => m.payload))).toEqual(expected);
+  });
+
+  /**
+   * Makes the real client refuse any call that carries the poison record, the way AWS refuses
+   * a request for its content (moto never does), before the request leaves.
+   */
+  function refusePoison(
+    client: { middlewareStack: { add: (mw: never, opts: { step: 'initialize'; name: string }) => void } },
+    refusal: () => Error,
+  ): void {
+    const mw = (next: (args: { input: unknown }) => Promise<unknown>) => async (args: { input: unknown }) => {
+      if (
+        JSON.stringify(args.input, (_k, v) =>
+          v instanceof Uint8Array ? Buffer.from(v).toString() : v,
+        ).includes('poison')
+      )
+        throw refusal();
+      return next(args);
+    };
+    client.middlewareStack.add(mw as never, { step: 'initialize', name: 'refuse-poison' });
+  }
+
+  it('kinesis: PutRecords refused with InvalidArgumentException', async () => {
+    const stream = unique('startup-refused');
+    await createStream(stream, 1);
+    const sink = kinesisSink.create({ stream, partition_key: 'id' }, ctx('sink', 'kinesis')) as KinesisSink;
+    refusePoison(
+      sink.client as never,
+      () => new KinesisInvalidArgument({ message: 'refused', $metadata: {} }),
+    );
+    await sink.open();
+    const result = await sink.write(batchOf(values()));
+    await sink.close();
+    expect(result?.failed.map((f) => [f.index, f.retryable])).toEqual([[6, false]]);
+    expect(result?.failed[0].reason).toMatch(/InvalidArgumentException/);
+    expect(written((await readStream(stream)).map((r) => r.data))).toEqual(expected);
+  });
+
+  it('firehose: PutRecordBatch refused with InvalidArgumentException', async () => {
+    const name = unique('startup-refused');
+    const bucket = unique('startup-refused-fh');
+    await createDeliveryStream(name, bucket);
+    const sink = firehoseSink.create({ delivery_stream: name }, ctx('sink', 'firehose')) as FirehoseSink;
+    refusePoison(
+      sink.client as never,
+      () => new FirehoseInvalidArgument({ message: 'refused', $metadata: {} }),
+    );
+    await sink.open();
+    const result = await sink.write(batchOf(values()));
+    await sink.close();
+    expect(result?.failed.map((f) => [f.index, f.retryable])).toEqual([[6, false]]);
+    expect(written((await bucketBodies(bucket)).join('').trimEnd().split('\n'))).toEqual(expected);
+  });
+
+  it('sns: PublishBatch refused with InvalidParameterException', async () => {
+    const arn = await createSnsTopic(unique('startup-refused'));
+    const queue = await queueFor(arn);
+    const client = new SNSClient(awsClientConfig({}));
+    refusePoison(client as never, () => new SnsInvalidParameter({ message: 'refused', $metadata: {} }));
+    const sink = new SnsSink(client, { topic_arn: arn }, ctx('sink', 'sns'));
+    await sink.open();
+    const result = await sink.write(batchOf(values()));
+    await sink.close();
+    expect(result?.failed.map((f) => [f.index, f.retryable])).toEqual([[6, false]]);
+    expect(written(await drainQueue(queue, 11))).toEqual(expected);
   });
 });
