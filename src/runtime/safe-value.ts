@@ -45,6 +45,7 @@ function copy(v: unknown, depth: number, limits: SafeValueLimits, st: State): un
       st.budget -= 5;
       return v;
     case 'bigint':
+      st.truncated = true; // now a string: not the original type
       return copyString(v.toString(), st);
     case 'undefined':
     case 'function':

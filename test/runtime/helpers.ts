@@ -13,6 +13,7 @@ import {
   defineSink,
   type SinkBatch,
   type SinkDefinition,
+  type TransformDefinition,
   type WriteResult,
 } from '../../src/stages/define.ts';
 
@@ -31,6 +32,8 @@ export function buildPipeline(
   yaml: string,
   opts: {
     sinks?: Record<string, SinkDefinition>;
+    /** Transforms swapped for test definitions (the spec names them with any real transform type). */
+    transforms?: Record<string, TransformDefinition>;
     env?: Record<string, string>;
     stateDir?: string;
   } & Partial<RunOptions> = {},
@@ -40,7 +43,7 @@ export function buildPipeline(
     throw new Error(
       `invalid test spec:\n${diagnostics.map((d) => `${d.line}:${d.column} ${d.message}`).join('\n')}`,
     );
-  for (const [name, def] of Object.entries(opts.sinks ?? {})) {
+  for (const [name, def] of Object.entries({ ...opts.sinks, ...opts.transforms })) {
     const stage = spec.stages.find((s) => s.name === name);
     if (!stage) throw new Error(`no stage ${name}`);
     stage.def = def as unknown as typeof stage.def;
