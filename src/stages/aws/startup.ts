@@ -66,13 +66,14 @@ export async function checkTarget<T>(
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      abort.abort();
       reject(
         new StartupCheckError(
           `${t.service}: no answer from ${endpointLabel(t)} within ${timeoutMs / 1000}s while checking ${t.what}; ` +
             'check `endpoint` (or AWS_ENDPOINT_URL), the region and the network',
         ),
       );
+      // After the rejection: the call's own rejection on abort must not win the race.
+      abort.abort();
     }, timeoutMs);
   });
   try {
