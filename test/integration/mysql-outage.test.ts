@@ -13,22 +13,22 @@ import type { StageSnapshot } from '../../src/runtime/metrics.ts';
 import { validateText } from '../../src/spec/validate.ts';
 import { tempDir } from '../runtime/helpers.ts';
 import { requireMysql, sql, suffix } from './mysql-harness.ts';
-import { OutageProxy } from './outage-proxy.ts';
 import { mysqlConfig } from './services.ts';
+import { TcpProxy } from './tcp-proxy.ts';
 
 const OUTAGE_MS = 60_000;
 const tables: string[] = [];
-let proxy: OutageProxy;
+let proxy: TcpProxy;
 
 beforeAll(async () => {
   await requireMysql();
   const db = mysqlConfig();
-  proxy = new OutageProxy({ host: db.host, port: db.port });
-  await proxy.up();
+  proxy = new TcpProxy(db.host, db.port);
+  await proxy.start();
 });
 
 afterAll(async () => {
-  await proxy?.down();
+  await proxy?.stop();
   for (const t of tables) await sql(`DROP TABLE IF EXISTS \`${t}\``);
 });
 
@@ -49,7 +49,7 @@ function start(rate: number, count: number, bound: number): Load {
   const auth = db.password
     ? `${encodeURIComponent(db.user)}:${encodeURIComponent(db.password)}`
     : encodeURIComponent(db.user);
-  const url = `mysql://${auth}@${proxy.host}:${proxy.port}/${db.database}`;
+  const url = `mysql://${auth}@127.0.0.1:${proxy.port}/${db.database}`;
   const yaml = `
 version: 1
 name: outage-${rate}
@@ -101,7 +101,7 @@ describe('a 60 s MySQL outage', () => {
     const loads = [start(400, 4_000, 2_000), start(4_000, 40_000, 5_000)];
     await waitFor(() => loads.every((l) => stage(l, 'warehouse').recordsOut >= 1_000), 30_000, 'first rows');
 
-    await proxy.down();
+    await proxy.refuse();
     const cutAt = Date.now();
     const peakHeld = loads.map(() => 0);
     const producedAt = new Map<number, number[]>();
@@ -127,7 +127,7 @@ describe('a 60 s MySQL outage', () => {
       expect(h.reason, l.name).toMatch(/ECONNREFUSED|connect|connection/i);
       expect(Date.now() - (h.since ?? 0), l.name).toBeGreaterThan(OUTAGE_MS - 10_000);
     }
-    await proxy.up();
+    await proxy.heal();
 
     const results = await Promise.all(loads.map((l) => l.done));
     for (const [i, l] of loads.entries()) {
