@@ -2,6 +2,11 @@
  * `file`: a local data lake. One file per partition per flush, written to a temporary name,
  * fsynced and renamed, so a reader never sees half a file. Paths come from a template
  * (`{partition}`, `{batch_start}`, `{first_position}`, …) under `dir`.
+ *
+ * Treated as transient (retried, records held): every file-system error (a full disk, a
+ * read-only or unmounted volume, permissions), which an operator fixes while the sink waits.
+ * Permanent for the record alone: a value that cannot be encoded (the runtime splits the batch
+ * until it is alone) and a path template that escapes `dir`.
  */
 
 import { join, normalize, resolve, sep } from 'node:path';

@@ -1,4 +1,8 @@
-/** `stdout`: one JSON line per record (or pretty JSON), for consumers that print. Logs stay on stderr. */
+/**
+ * `stdout`: one JSON line per record (or pretty JSON), for consumers that print. Logs stay on stderr.
+ * Treated as transient: write errors of the stream. Permanent for the record alone: a value that
+ * cannot be encoded (the runtime splits the batch until it is alone).
+ */
 import { Type } from '@sinclair/typebox';
 import { defineSink } from '../define.ts';
 
