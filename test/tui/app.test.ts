@@ -212,3 +212,35 @@ describe('keys', () => {
     expect(onQuit).toHaveBeenCalledTimes(2);
   });
 });
+
+describe('a sink waiting out an outage', () => {
+  it('is marked in its row and named under the header with the reason and how long it has retried', () => {
+    const retrying = (t: number): PipelineSnapshot => {
+      const snap = demo(t);
+      return {
+        ...snap,
+        stages: snap.stages.map((s) =>
+          s.name === 'lake'
+            ? {
+                ...s,
+                held: 9000,
+                heldLimit: 50_000,
+                health: {
+                  state: 'retrying',
+                  reason: 'EACCES: permission denied',
+                  since: snap.at - 75_000,
+                  lastSuccessAt: snap.at - 80_000,
+                },
+              }
+            : s,
+        ),
+      };
+    };
+    const { frame } = mount(retrying);
+    const lines = frame().split('\n');
+    expect(lines).toContain('↻ lake retrying 1m15s: EACCES: permission denied; last success 1m20s ago');
+    expect(lines.find((l) => l.includes('└─lake'))).toMatch(/^↻/);
+    const { frame: healthy } = mount((t) => demo(t));
+    expect(healthy()).not.toContain('retrying');
+  });
+});
