@@ -1,5 +1,6 @@
 /** Turns diagnostics into text: human (code frame, caret), GitHub workflow commands, or JSON. */
-import type { Diagnostic } from '../spec/diagnostics.ts';
+import type { Diagnostic, Span } from '../spec/diagnostics.ts';
+import { findSecrets, maskRanges } from '../spec/secrets.ts';
 
 export type Format = 'human' | 'json' | 'github';
 
@@ -16,13 +17,15 @@ export function formatHuman(
   color: boolean,
 ): string {
   const c = paint(color);
+  const secrets = secretsByFile(diags);
   let out = '';
   for (const d of diags) {
     const sev = d.severity === 'error' ? c.red(`error[${d.code}]`) : c.yellow(`warning[${d.code}]`);
     out += `${c.bold(`${d.file}:${d.line}:${d.column}`)}: ${sev}: ${d.message}\n`;
     const lines = sources.get(d.file)?.split('\n');
-    const text = lines?.[d.line - 1];
-    if (text !== undefined) {
+    const line = lines?.[d.line - 1];
+    if (line !== undefined) {
+      const text = maskLine(line, d.line, secrets.get(d.file) ?? []);
       const gutter = String(d.line).length;
       const width =
         d.endLine === d.line ? Math.max(1, d.endColumn - d.column) : Math.max(1, text.length - d.column + 1);
@@ -49,7 +52,33 @@ export function formatGithub(diags: readonly Diagnostic[]): string {
 }
 
 export function formatJson(diags: readonly Diagnostic[]): string {
-  return `${JSON.stringify(diags, null, 2)}\n`;
+  // Secret ranges only serve the code frame; the JSON keeps its documented fields.
+  const plain = diags.map(({ secrets: _secrets, ...d }) => d);
+  return `${JSON.stringify(plain, null, 2)}\n`;
+}
+
+/** Every secret range any diagnostic of a file knows of: a frame masks them whichever diagnostic it shows. */
+function secretsByFile(diags: readonly Diagnostic[]): Map<string, Span[]> {
+  const byFile = new Map<string, Span[]>();
+  for (const d of diags) {
+    if (!d.secrets?.length) continue;
+    byFile.set(d.file, [...(byFile.get(d.file) ?? []), ...d.secrets]);
+  }
+  return byFile;
+}
+
+/**
+ * Line `lineNo` of a file as a code frame may show it: the validator's secret ranges and any
+ * URL password (also one in a comment, which no check reports) replaced by `*`, column for column.
+ */
+function maskLine(text: string, lineNo: number, secrets: readonly Span[]): string {
+  const ranges = secrets
+    .filter((s) => s.line <= lineNo && lineNo <= s.endLine)
+    .map((s) => ({
+      start: s.line === lineNo ? s.column - 1 : 0,
+      end: s.endLine === lineNo ? s.endColumn - 1 : text.length,
+    }));
+  return maskRanges(text, [...ranges, ...findSecrets(text)]);
 }
 
 /** Colour only on a terminal, never with NO_COLOR (any value) or TERM=dumb. */

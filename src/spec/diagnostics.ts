@@ -15,6 +15,11 @@ export interface Diagnostic extends Span {
   /** Stable identifier, documented in README ("Diagnostic codes"). */
   code: string;
   message: string;
+  /**
+   * Ranges of the file that hold a literal secret (a URL's password, a key id). Output that
+   * echoes lines of the file masks them; they are not part of the JSON output.
+   */
+  secrets?: Span[];
 }
 
 /** Every code the validator can emit, with the one-line description used in docs and `--help`. */

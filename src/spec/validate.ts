@@ -17,6 +17,7 @@ import { type Diagnostic, type DiagnosticCode, hasErrors, type Severity, type Sp
 import { type LoadedSpec, loadSpec, type Path, pathKey } from './load.ts';
 import { valueOffsets } from './offsets.ts';
 import { RuntimeSettings, SECTION_KIND, type Section, stageSchema, topLevelSchema } from './schema.ts';
+import { findSecrets, type TextRange } from './secrets.ts';
 import { sluiceKind } from './types.ts';
 import { formatBytes, parseDuration, parseSize } from './units.ts';
 
@@ -88,7 +89,8 @@ export function validateText(
     // A bug of ours must still surface as a diagnostic, not a stack trace.
     v.report([], 'yaml-syntax', `internal error while validating: ${(err as Error).message}`);
   }
-  const diagnostics = redact(dropShadowed([...loaded.diagnostics, ...v.diagnostics]), loaded.envValues).sort(
+  const hidden = new Set([...loaded.envValues, ...v.literalSecrets]);
+  const diagnostics = redact(dropShadowed([...loaded.diagnostics, ...v.diagnostics]), hidden).sort(
     (a, b) => a.line - b.line || a.column - b.column,
   );
   return { diagnostics, loaded, spec: hasErrors(diagnostics) ? undefined : v.spec };
@@ -97,10 +99,27 @@ export function validateText(
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** What the wiring checks need of a stage, read from the spec as written, valid or not. */
+interface Wire {
+  name: string;
+  kind: StageKind;
+  /** The entries of `from` that are well-formed output names, with their index in `from`. */
+  from: { input: string; index: number }[];
+  /** False when `from` could not be read (not a list, an entry unset or malformed): it may read anything. */
+  fromKnown: boolean;
+}
+
+/** An output name as the schema's `from` pattern accepts it. */
+const OUTPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]*(\.errors)?$/;
+
 class Validator {
   readonly diagnostics: Diagnostic[] = [];
   spec: PipelineSpec | undefined;
+  /** Secrets written in the spec: no message may quote them. */
+  readonly literalSecrets = new Set<string>();
   private readonly loaded: LoadedSpec;
+  /** Paths of options whose value must come from the environment (EnvSecret). */
+  private readonly secretOptions = new Set<string>();
 
   constructor(loaded: LoadedSpec) {
     this.loaded = loaded;
@@ -110,7 +129,7 @@ class Validator {
     path: Path,
     code: DiagnosticCode,
     message: string,
-    opts?: { key?: boolean; severity?: Severity; span?: Span },
+    opts?: { key?: boolean; severity?: Severity; span?: Span; secrets?: Span[] },
   ): void {
     const span = opts?.span ?? this.loaded.locate(path, { key: opts?.key });
     this.diagnostics.push({
@@ -119,6 +138,7 @@ class Validator {
       code,
       message,
       ...span,
+      ...(opts?.secrets?.length ? { secrets: opts.secrets } : {}),
     });
   }
 
@@ -132,10 +152,16 @@ class Validator {
     this.checkSchema(topLevelSchema(), root, []);
     const runtime = isObj(root.runtime) ? root.runtime : {};
     const stages: StageSpec[] = [];
+    const wires: Wire[] = [];
     const seen = new Map<string, Section>();
+    // A section that is not a mapping hides its stage names: an input naming one is not unknown.
+    let namesKnown = true;
     for (const section of Object.keys(SECTION_KIND) as Section[]) {
       const entries = root[section];
-      if (!isObj(entries)) continue;
+      if (!isObj(entries)) {
+        if (entries !== undefined && entries !== null) namesKnown = false;
+        continue;
+      }
       for (const [name, raw] of Object.entries(entries)) {
         const other = seen.get(name);
         if (other) {
@@ -147,11 +173,15 @@ class Validator {
           );
         }
         seen.set(name, section);
+        wires.push(wireOf(SECTION_KIND[section], name, raw));
         const stage = this.checkStage(section, name, raw);
         if (stage) stages.push(stage);
       }
     }
-    this.checkGraph(stages);
+    this.checkCredentials(root, []);
+    // Wiring is checked on every stage as written: one that failed its own checks still reads
+    // its inputs, so they are not reported unused, nor is an input naming it unknown.
+    this.checkGraph(wires, new Set(stages.map((st) => st.name)), namesKnown);
     const runtimeValue = this.normalise(
       RuntimeSettings,
       withDefaults(RuntimeSettings, runtime),
@@ -188,7 +218,7 @@ class Validator {
           [...path, key],
           secret ? 'literal-credential' : 'unknown-key',
           `unknown key '${key}' in ${where}${hint ? `: did you mean '${hint}'?` : `; known keys: ${known.join(', ')}`}${secret}`,
-          { key: true },
+          { key: true, secrets: secret ? this.literalValue([...path, key]) : undefined },
         );
         return;
       }
@@ -293,7 +323,6 @@ class Validator {
     const schema = schemaOf(def);
     const ok = this.checkSchema(schema, raw, base, `${kind} '${name}' (${def.type})`);
     this.checkSpecial(schema, raw, base);
-    this.checkCredentials(raw, base);
     if (!ok) return undefined;
     const normal = this.normalise(schema, raw) as Obj;
     const { type: _t, from, on_error, retry, buffer, max_in_flight, ...options } = normal;
@@ -355,43 +384,64 @@ class Validator {
           });
         }
       } else if (kind === 'env-secret') {
-        if (!tainted && /^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v)) {
-          this.report(
-            path,
-            'literal-credential',
-            'this URL holds a password: write ${MYSQL_URL} (or another variable) and export the URL in the environment',
-          );
-        }
+        // checkCredentials reports a password written here, with the advice for this option.
+        this.secretOptions.add(pathKey(path));
       }
     });
   }
 
-  /** Literal AWS keys or passwords anywhere in a stage are errors: they belong in the environment. */
-  private checkCredentials(value: unknown, base: Path): void {
-    const found = (v: string): string | undefined => {
-      if (/\b(AKIA|ASIA)[0-9A-Z]{16}\b/.test(v)) {
-        return 'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)';
-      }
-      if (/^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:[^@/\s]+@/i.test(v) && !/^\$\{/.test(v)) {
-        return 'this URL holds a password: move the URL to an environment variable and write ${VAR}';
-      }
-      return undefined;
-    };
-    const visit = (v: unknown, path: Path): void => {
-      if (typeof v === 'string') {
-        const message = found(v);
-        if (!message || this.loaded.fromEnv.has(pathKey(path))) return;
-        // The env-secret check may have reported this value already, with a more specific message.
-        const at = this.loaded.locate(path);
-        const dup = this.diagnostics.some(
-          (d) => d.code === 'literal-credential' && d.line === at.line && d.column === at.column,
-        );
-        if (!dup) this.report(path, 'literal-credential', message);
-      } else if (Array.isArray(v)) {
-        for (const [i, x] of v.entries()) visit(x, [...path, i]);
-      } else if (isObj(v)) for (const [k, x] of Object.entries(v)) visit(x, [...path, k]);
-    };
-    visit(value, base);
+  /**
+   * Literal AWS key ids or URL passwords anywhere in the spec are errors: they belong in the
+   * environment. The text as written is searched, so a secret in a `${VAR:-default}` counts
+   * even when VAR is set; each secret's place in the file is kept so no output echoes it.
+   */
+  private checkCredentials(value: unknown, path: Path): void {
+    if (Array.isArray(value)) {
+      for (const [i, x] of value.entries()) this.checkCredentials(x, [...path, i]);
+      return;
+    }
+    if (isObj(value)) {
+      for (const [k, x] of Object.entries(value)) this.checkCredentials(x, [...path, k]);
+      return;
+    }
+    if (typeof value !== 'string') return;
+    // A value copied by an alias has no text of its own: its anchor is checked where it is written.
+    const info = this.loaded.scalarInfo(path);
+    if (!info) return;
+    const written = this.loaded.source.slice(info.start, info.end);
+    let found: TextRange[] = findSecrets(written);
+    let secrets = found.map((r) => this.fileSpan(info.start + r.start, info.start + r.end));
+    for (const r of found) this.literalSecrets.add(written.slice(r.start, r.end));
+    if (found.length === 0 && !this.loaded.fromEnv.has(pathKey(path))) {
+      // Escapes or folded lines can hide a secret from the text as written: mask the whole value.
+      found = findSecrets(value);
+      secrets = [this.fileSpan(info.start, info.end)];
+      for (const r of found) this.literalSecrets.add(value.slice(r.start, r.end));
+    }
+    if (found.length === 0) return;
+    this.report(
+      path,
+      'literal-credential',
+      credentialMessage(found[0], this.secretOptions.has(pathKey(path))),
+      {
+        secrets,
+      },
+    );
+  }
+
+  /** Where the literal value at `path` is written, to be masked; nothing when it came from the environment. */
+  private literalValue(path: Path): Span[] | undefined {
+    const info = this.loaded.scalarInfo(path);
+    if (!info || this.loaded.fromEnv.has(pathKey(path))) return undefined;
+    const v = valueAt(this.loaded.value, path);
+    if (typeof v === 'string') this.literalSecrets.add(v);
+    return [this.fileSpan(info.start, info.end)];
+  }
+
+  private fileSpan(from: number, to: number): Span {
+    const a = toLineCol(this.loaded.source, from);
+    const b = toLineCol(this.loaded.source, to);
+    return { line: a.line, column: a.col, endLine: b.line, endColumn: b.col };
   }
 
   private checkBatching(
@@ -462,32 +512,30 @@ class Validator {
 
   // ------------------------------------------------------------ graph
 
-  private checkGraph(stages: StageSpec[]): void {
-    const byName = new Map(stages.map((s) => [s.name, s]));
-    const root = this.loaded.value as Obj;
-    const allNames = new Set<string>();
-    for (const section of Object.keys(SECTION_KIND))
-      if (isObj(root[section])) for (const n of Object.keys(root[section] as Obj)) allNames.add(n);
+  /** `valid`: the stages that passed their own checks; only they can be reported unused. */
+  private checkGraph(wires: Wire[], valid: ReadonlySet<string>, namesKnown: boolean): void {
+    const byName = new Map(wires.map((w) => [w.name, w]));
     const readers = new Map<string, number>();
-    for (const s of stages) {
-      s.from.forEach((input, i) => {
+    for (const w of wires) {
+      for (const { input, index } of w.from) {
         const [target, port] = input.split('.');
-        const path = [`${s.kind}s`, s.name, 'from', i];
+        const path = [`${w.kind}s`, w.name, 'from', index];
         const t = byName.get(target);
-        if (!allNames.has(target) && this.loaded.fromEnv.has(pathKey(path))) {
+        if (!t && !namesKnown) continue;
+        if (!t && this.loaded.fromEnv.has(pathKey(path))) {
           this.report(
             path,
             'unknown-input',
             'the input named by the environment is not an output of this pipeline',
           );
-        } else if (!allNames.has(target)) {
-          const hint = didYouMean(target, [...allNames]);
+        } else if (!t) {
+          const hint = didYouMean(target, [...byName.keys()]);
           this.report(
             path,
             'unknown-input',
             `'${input}' is not an output of this pipeline${hint ? `: did you mean '${hint}${port ? `.${port}` : ''}'?` : ''}`,
           );
-        } else if (t?.kind === 'sink' && port !== 'errors') {
+        } else if (t.kind === 'sink' && port !== 'errors') {
           this.report(
             path,
             'unknown-input',
@@ -496,30 +544,33 @@ class Validator {
         } else if (port === undefined) {
           readers.set(target, (readers.get(target) ?? 0) + 1);
         }
-      });
+      }
     }
-    for (const s of stages) {
-      if (s.kind !== 'sink' && !readers.get(s.name)) {
+    // A stage whose inputs could not be read might read any output: nothing is surely unused.
+    // A stage with an error of its own gets that error alone.
+    const readersKnown = wires.every((w) => w.fromKnown);
+    for (const w of readersKnown ? wires : []) {
+      if (w.kind !== 'sink' && valid.has(w.name) && !readers.get(w.name)) {
         this.report(
-          [`${s.kind}s`, s.name],
+          [`${w.kind}s`, w.name],
           'unused-output',
-          `nothing reads the output of ${s.kind} '${s.name}': wire it into a sink's from, or remove it`,
+          `nothing reads the output of ${w.kind} '${w.name}': wire it into a sink's from, or remove it`,
           { key: true, severity: 'warning' },
         );
       }
     }
-    const found = findCycle(stages);
+    const found = findCycle(wires);
     if (found) {
       // Start the loop at the stage written first, and point at its `from` entry that closes it.
-      const order = new Map(stages.map((s, i) => [s.name, i]));
+      const order = new Map(wires.map((w, i) => [w.name, i]));
       const at = found.reduce(
         (best, name, i) => ((order.get(name) ?? 0) < (order.get(found[best]) ?? 0) ? i : best),
         0,
       );
       const cycle = [...found.slice(at), ...found.slice(0, at)];
       const first = byName.get(cycle[0])!;
-      const closing = first.from.findIndex((f) => f.split('.')[0] === cycle[cycle.length - 1]);
-      const path = [`${first.kind}s`, first.name, 'from', ...(closing >= 0 ? [closing] : [])];
+      const closing = first.from.find((f) => f.input.split('.')[0] === cycle[cycle.length - 1]);
+      const path = [`${first.kind}s`, first.name, 'from', ...(closing ? [closing.index] : [])];
       this.report(path, 'cycle', `stages feed each other in a loop: ${cycle.join(' → ')} → ${cycle[0]}`);
     }
   }
@@ -540,6 +591,32 @@ class Validator {
 }
 
 // ------------------------------------------------------------ helpers
+
+/** The wiring of one stage entry as written; entries that are not output names are left to the schema. */
+function wireOf(kind: StageKind, name: string, raw: unknown): Wire {
+  // A source has no inputs; a stage that is not a mapping has inputs nobody can tell.
+  if (kind === 'source') return { name, kind, from: [], fromKnown: true };
+  if (!isObj(raw)) return { name, kind, from: [], fromKnown: false };
+  // A missing `from` is its own error (sink-no-input, schema-required) and reads nothing.
+  if (raw.from === undefined) return { name, kind, from: [], fromKnown: true };
+  if (!Array.isArray(raw.from)) return { name, kind, from: [], fromKnown: false };
+  const from: Wire['from'] = [];
+  let fromKnown = true;
+  raw.from.forEach((input: unknown, index) => {
+    if (typeof input === 'string' && OUTPUT_NAME.test(input)) from.push({ input, index });
+    else fromKnown = false;
+  });
+  return { name, kind, from, fromKnown };
+}
+
+function credentialMessage(secret: TextRange, envSecretOption: boolean): string {
+  if (secret.kind === 'aws-key-id') {
+    return 'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)';
+  }
+  return envSecretOption
+    ? 'this URL holds a password: write ${MYSQL_URL} (or another variable) and export the URL in the environment'
+    : 'this URL holds a password: move the URL to an environment variable and write ${VAR}';
+}
 
 function typesOf(kind: StageKind): string[] {
   return definitions.filter((d) => d.kind === kind).map((d) => d.type);
@@ -662,7 +739,7 @@ function pruneErrors(errors: ErrorObject[]): ErrorObject[] {
   return out;
 }
 
-function findCycle(stages: StageSpec[]): string[] | undefined {
+function findCycle(stages: Wire[]): string[] | undefined {
   const byName = new Map(stages.map((s) => [s.name, s]));
   const state = new Map<string, 1 | 2>();
   const stack: string[] = [];
@@ -672,7 +749,7 @@ function findCycle(stages: StageSpec[]): string[] | undefined {
     if (st === 1) return stack.slice(stack.indexOf(name));
     state.set(name, 1);
     stack.push(name);
-    for (const input of byName.get(name)?.from ?? []) {
+    for (const { input } of byName.get(name)?.from ?? []) {
       const target = input.split('.')[0];
       if (byName.has(target)) {
         const c = visit(target);

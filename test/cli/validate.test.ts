@@ -20,6 +20,8 @@ const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
 const rel = (name: string) => relative(root, join(dir, name));
 
 const SECRET = 'Pa55-w0rd!from#env';
+/** Passwords written in a spec (literal.yaml): validate reports them, and never prints them. */
+const LITERALS = ['Wr1tten-Pw', 'In-Def4ult', 'C0mment-Pw', 'K3y-Value-Pw'];
 /** The start of an ANSI escape sequence (colours). */
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[`);
 
@@ -61,6 +63,25 @@ const files: Record<string, string> = {
     '    from: [gen]',
     '    dir: ${SECRET}',
     "    path: '{seq}{ext}'",
+    '',
+  ].join('\n'),
+  'literal.yaml': [
+    'version: 1',
+    'name: t',
+    'sources:',
+    "  gen: {type: generate, fields: {a: '1'}}",
+    'sinks:',
+    '  db:',
+    '    type: mysql',
+    '    from: [gen]',
+    '    url: mysql://app:Wr1tten-Pw@db:3306/x   # before: mysql://app:C0mment-Pw@db/x',
+    '    table: t',
+    '  lake:',
+    '    type: file',
+    '    from: [gen]',
+    '    dir: ${LAKE_URL:-sftp://u:In-Def4ult@host/lake}',
+    "    path: '{seq}'",
+    '    secret: K3y-Value-Pw',
     '',
   ].join('\n'),
   'graph-secret.yaml': [
@@ -116,6 +137,10 @@ const plan = {
   secretHuman: () => sluice(['validate', rel('secret.yaml')], { SECRET }),
   secretGithub: () => sluice(['validate', '-f', 'github', rel('secret.yaml')], { SECRET }),
   secretJson: () => sluice(['validate', '-f', 'json', rel('secret.yaml')], { SECRET }),
+  literalHuman: () => sluice(['validate', rel('literal.yaml')]),
+  literalGithub: () => sluice(['validate', '-f', 'github', rel('literal.yaml')]),
+  literalJson: () => sluice(['validate', '-f', 'json', rel('literal.yaml')], { LAKE_URL: '/data/lake' }),
+  literalGraph: () => sluice(['graph', rel('literal.yaml')]),
   missing: () => sluice(['validate', rel('nope.yaml')]),
   globNothing: () => sluice(['validate', `${rel('')}/*.nothing`]),
   noArgs: () => sluice(['validate']),
@@ -225,7 +250,7 @@ describe('sluice validate, human format', () => {
     const r = runs.glob;
     expect(r.code).toBe(1);
     for (const f of Object.keys(files)) if (f !== 'graph-secret.yaml') expect(r.stdout).toContain(rel(f));
-    expect(r.stderr).toMatch(/^4 files checked: /m);
+    expect(r.stderr).toMatch(new RegExp(`^${Object.keys(files).length} files checked: `, 'm'));
   });
 });
 
@@ -293,6 +318,29 @@ describe('sluice validate, github and json formats', () => {
     }
     const lines = (JSON.parse(runs.secretJson.stdout) as Diagnostic[]).map((d) => `${d.line}:${d.code}`);
     expect(lines).toEqual(expect.arrayContaining(['6:schema-type', '8:expr-syntax']));
+  });
+});
+
+describe('literal secrets in a spec', () => {
+  it('are reported and never printed, in any format, not even in the code frame', () => {
+    for (const r of [runs.literalHuman, runs.literalGithub, runs.literalJson, runs.literalGraph]) {
+      expect(r.code).toBe(1);
+      for (const secret of LITERALS) expect(r.stdout + r.stderr).not.toContain(secret);
+    }
+    const found = (JSON.parse(runs.literalJson.stdout) as Diagnostic[]).map((d) => `${d.line}:${d.code}`);
+    expect(found).toEqual(['9:literal-credential', '14:literal-credential', '16:literal-credential']);
+  });
+
+  it('the code frame masks each secret column for column, the caret still under the value', () => {
+    const out = runs.literalHuman.stdout;
+    expect(out).toContain(
+      [
+        '9 |     url: mysql://app:**********@db:3306/x   # before: mysql://app:**********@db/x',
+        `  |          ${'^'.repeat('mysql://app:Wr1tten-Pw@db:3306/x'.length)}`,
+      ].join('\n'),
+    );
+    expect(out).toContain('14 |     dir: ${LAKE_URL:-sftp://u:**********@host/lake}');
+    expect(out).toContain(['16 |     secret: ************', '   |     ^^^^^^'].join('\n'));
   });
 });
 
