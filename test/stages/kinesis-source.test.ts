@@ -253,7 +253,7 @@ describe('kinesis source', () => {
     ).toHaveLength(1);
     expect(
       second.filter((l) =>
-        /^resuming shard shardId-00000000000[01] after sequence \d+ \(checkpoint in the state file\)$/.test(
+        /^resuming shard shardId-00000000000[01] after sequence \d+ \(checkpoint in state file .*\/test\.checkpoint\.json\)$/.test(
           l,
         ),
       ),

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
 import { ContiguousTracker } from '../../runtime/ack.ts';
+import { checkpointPath } from '../../runtime/checkpoint.ts';
 import {
   decodeJson,
   excerpt,
@@ -483,7 +484,9 @@ export class KinesisSource implements Source {
   /** Where this source's checkpoints live, for operators. */
   private where(): string {
     const table = this.o.checkpoint?.dynamodb?.table;
-    return table ? `checkpoint in DynamoDB table ${table}` : 'checkpoint in the state file';
+    return table
+      ? `checkpoint in DynamoDB table ${table}`
+      : `checkpoint in state file ${checkpointPath(this.stage.stateDir, this.stage.pipeline)}`;
   }
 
   /** One line per shard when its reading starts: where, and why there. */
