@@ -52,14 +52,15 @@ export function inputLimits(o: { max_depth?: number; max_record_bytes?: number }
 }
 
 // Scratch stacks shared by every call: the walk runs to completion synchronously, so one pair
-// serves all sources, and flat records never touch them.
+// serves all sources, and flat values never touch them.
 const pending: object[] = [];
 const depths: number[] = [];
 
 /**
  * Whether `value` nests objects/arrays deeper than `max` (a scalar is depth 0, `{}` and `[]`
  * depth 1). Iterative, so no value can overflow the call stack; stops at the first container
- * past the limit. A flat object costs one pass over its own keys and allocates nothing.
+ * past the limit. Its scratch stack is shared, but `for…in` allocates a little per object:
+ * callers that have the text try `fewBrackets` first, which settles flat records for free.
  */
 export function deeperThan(value: unknown, max: number): boolean {
   if (typeof value !== 'object' || value === null) return false;
@@ -103,6 +104,23 @@ export function deeperThan(value: unknown, max: number): boolean {
 }
 
 const EMPTY = {};
+
+/**
+ * Whether `text` has at most `max` opening brackets (`{` or `[`, inside strings too). Such a
+ * text cannot nest deeper than `max`, so its parsed value needs no walk. Native scans with an
+ * early exit, allocation-free: a flat record costs three `indexOf` calls.
+ */
+export function fewBrackets(text: string, max: number): boolean {
+  let n = 0;
+  for (const bracket of BRACKETS) {
+    for (let at = text.indexOf(bracket); at >= 0; at = text.indexOf(bracket, at + 1)) {
+      if (++n > max) return false;
+    }
+  }
+  return true;
+}
+
+const BRACKETS = ['{', '['] as const;
 
 /** UTF-8 bytes of `text`, computed only when its length alone cannot decide against `max`. */
 export function textTooLarge(text: string, max: number): number | undefined {
@@ -148,7 +166,7 @@ export function decodeJson(text: string, limits: InputLimits, bytes?: number): D
     const detail = (err as Error).message;
     return { ok: false, kind: 'malformed', reason: `malformed JSON: ${detail}`, detail };
   }
-  if (deeperThan(value, limits.maxDepth)) {
+  if (!fewBrackets(text, limits.maxDepth) && deeperThan(value, limits.maxDepth)) {
     const reason = tooDeepReason(limits.maxDepth);
     return { ok: false, kind: 'too-deep', reason, detail: reason };
   }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJson, deeperThan, excerpt, inputLimits, textTooLarge } from '../../src/runtime/limits.ts';
+import {
+  decodeJson,
+  deeperThan,
+  excerpt,
+  fewBrackets,
+  inputLimits,
+  textTooLarge,
+} from '../../src/runtime/limits.ts';
 
 const nest = (levels: number, leaf = '1'): string => '['.repeat(levels) + leaf + ']'.repeat(levels);
 const nestObj = (levels: number): string => '{"a":'.repeat(levels) + '1' + '}'.repeat(levels);
@@ -25,6 +32,20 @@ describe('input limits', () => {
     expect(deeperThan(v, 7)).toBe(false);
     // The walk keeps no state between calls: a flat value right after a deep one is fine.
     expect(deeperThan({ a: 1 }, 1)).toBe(false);
+  });
+
+  it('settles texts with few brackets without a walk, and walks when brackets are many but shallow', () => {
+    expect(fewBrackets('{"a":1,"b":"x"}', 1)).toBe(true);
+    expect(fewBrackets('{"a":[1]}', 1)).toBe(false);
+    expect(fewBrackets(nest(64), 64)).toBe(true);
+    expect(fewBrackets(nest(65), 64)).toBe(false);
+    // Brackets inside strings count too: many of them only cost the precise walk.
+    const text = JSON.stringify({ s: '{'.repeat(100), list: Array.from({ length: 100 }, (_, i) => ({ i })) });
+    expect(fewBrackets(text, 64)).toBe(false);
+    expect(decodeJson(text, inputLimits({}))).toMatchObject({ ok: true });
+    // {list: [{i}]} is 3 levels deep.
+    expect(decodeJson(text, inputLimits({ max_depth: 3 }))).toMatchObject({ ok: true });
+    expect(decodeJson(text, inputLimits({ max_depth: 2 }))).toMatchObject({ ok: false, kind: 'too-deep' });
   });
 
   it('refuses a value JSON.stringify could not encode again, without overflowing the stack itself', () => {

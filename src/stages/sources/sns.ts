@@ -27,7 +27,13 @@ import {
 import type { AddressInfo } from 'node:net';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
-import { DEFAULT_MAX_DEPTH, deeperThan, LimitOptions, tooDeepReason } from '../../runtime/limits.ts';
+import {
+  DEFAULT_MAX_DEPTH,
+  deeperThan,
+  fewBrackets,
+  LimitOptions,
+  tooDeepReason,
+} from '../../runtime/limits.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { AwsOptions, Duration, Size } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
@@ -543,7 +549,11 @@ export class SnsHttpSource implements Source {
         failure = `message is not JSON: ${(e as Error).message}`;
       }
       // The body's size is bounded by max_body; its depth is checked here.
-      if (failure === undefined && deeperThan(value, this.maxDepth)) {
+      if (
+        failure === undefined &&
+        !fewBrackets(m.Message, this.maxDepth) &&
+        deeperThan(value, this.maxDepth)
+      ) {
         failure = `message ${m.MessageId}: ${tooDeepReason(this.maxDepth)}`;
         value = m.Message;
       }
