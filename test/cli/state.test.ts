@@ -173,5 +173,15 @@ sinks:
     const invalid = sluice(['state', 'show', bad]);
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toContain('unknown source type');
+
+    // An unreadable state file is an error, and reset leaves it alone.
+    mkdirSync(state, { recursive: true });
+    const stateFile = join(state, 'files-to-stdout.checkpoint.json');
+    writeFileSync(stateFile, '{"version":1,"sources":');
+    const corrupt = sluice(['state', 'show', spec, '--state-dir', state]);
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toContain(`checkpoint file ${stateFile} is unreadable`);
+    expect(sluice(['state', 'reset', spec, '--state-dir', state, '--yes']).code).toBe(1);
+    expect(readFileSync(stateFile, 'utf8')).toBe('{"version":1,"sources":');
   }, 60_000);
 });
