@@ -72,11 +72,12 @@ for (const [label, make] of [
   // Warm up, then interleave the cases round by round so a busy machine slows them alike.
   for (const [, fn] of cases) measure(texts, fn, 0.2);
   const times = cases.map(() => [] as number[]);
-  for (let r = 0; r < ROUNDS; r++)
-    cases.forEach(([, fn], i) => times[i].push(measure(texts, fn, seconds / ROUNDS)));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, [, fn]] of cases.entries()) times[i].push(measure(texts, fn, seconds / ROUNDS));
+  }
   console.log(`\n${label} (${texts[0].length} bytes), median of ${ROUNDS} rounds`);
-  cases.forEach(([name], i) =>
-    console.log(`${name.padEnd(34)} ${median(times[i]).toFixed(0).padStart(6)} ns/record`),
-  );
+  for (const [i, [name]] of cases.entries()) {
+    console.log(`${name.padEnd(34)} ${median(times[i]).toFixed(0).padStart(6)} ns/record`);
+  }
   console.log(`ratio decodeJson / JSON.parse: ${(median(times[1]) / median(times[0])).toFixed(2)}`);
 }
