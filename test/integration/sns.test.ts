@@ -345,7 +345,7 @@ with ThreadPoolExecutor(16) as pool:
     checkLake(rows, messages);
     const objects = new Set(rows.map((r) => r.key)).size;
     expect(objects).toBeLessThan(messages.length / 2);
-    expect(lake.stderr()).toMatch(/unique\s+transform\s+dedup\s+160\s+150\s+0\s+10\b/);
+    expect(lake.stderr()).toMatch(/unique\s+transform\s+dedup\s+160\s+150\s+0\s+0\s+10\b/);
   });
 
   it('runs with the sns-producer pipeline publishing through moto', async () => {
