@@ -15,9 +15,12 @@ export interface TextRange {
  * `scheme://user:password@`: the password runs to the last `@` before the host, as URL
  * parsers read it (a `/`, `?`, `#` or blank ends the authority, so `host:8080/a@b` is no
  * userinfo). The scheme may follow any non-alphanumeric character, so a URL inside
- * `${VAR:-…}`, quotes or a `jdbc:` prefix is found too.
+ * `${VAR:-…}`, quotes or a `jdbc:` prefix is found too. Schemes are short: bounding their
+ * length keeps the search linear on long dotted text.
  */
-const URL_PASSWORD = /(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#@:]*:([^\s/?#]+)@/g;
+const URL_PASSWORD = /(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/[^\s/?#@:]*:([^\s/?#]+)@/g;
+/** Passwords are short; the bound keeps a long value with many URLs linear to search. */
+const MAX_PASSWORD = 1024;
 /** What ends a URL written in YAML: a blank, a quote, or a flow collection's punctuation. */
 const END_OF_WORD = /[\s'",\]}]/;
 const AWS_KEY_ID = /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g;
@@ -31,8 +34,9 @@ export function findSecrets(text: string): TextRange[] {
     const start = at - m[1].length;
     // A password written with a raw `/` or `#` (`p@ss/w0rd@host`) parses as a shorter one, yet
     // all of it is secret: mask up to the last `@` of the word.
-    const word = text.slice(at).search(END_OF_WORD);
-    const last = text.lastIndexOf('@', word < 0 ? text.length : at + word);
+    const tail = text.slice(at, at + MAX_PASSWORD);
+    const word = tail.search(END_OF_WORD);
+    const last = text.lastIndexOf('@', at + (word < 0 ? tail.length : word));
     found.push({ start, end: Math.max(at, last), kind: 'url-password' });
   }
   for (const m of text.matchAll(AWS_KEY_ID)) {

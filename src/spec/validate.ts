@@ -410,15 +410,18 @@ class Validator {
     if (!info) return;
     const written = this.loaded.source.slice(info.start, info.end);
     let found: TextRange[] = findSecrets(written);
-    let secrets = found.map((r) => this.fileSpan(info.start + r.start, info.start + r.end));
-    for (const r of found) this.literalSecrets.add(written.slice(r.start, r.end));
-    if (found.length === 0 && !this.loaded.fromEnv.has(pathKey(path))) {
+    let secrets: Span[];
+    if (found.length > 0) {
+      secrets = found.map((r) => this.fileSpan(info.start + r.start, info.start + r.end));
+      for (const r of found) this.literalSecrets.add(written.slice(r.start, r.end));
+    } else {
+      if (this.loaded.fromEnv.has(pathKey(path))) return;
       // Escapes or folded lines can hide a secret from the text as written: mask the whole value.
       found = findSecrets(value);
+      if (found.length === 0) return;
       secrets = [this.fileSpan(info.start, info.end)];
       for (const r of found) this.literalSecrets.add(value.slice(r.start, r.end));
     }
-    if (found.length === 0) return;
     this.report(
       path,
       'literal-credential',

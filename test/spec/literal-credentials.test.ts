@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatGithub, formatHuman, formatJson } from '../../src/cli/format.ts';
+import { findSecrets } from '../../src/spec/secrets.ts';
 import { validateText } from '../../src/spec/validate.ts';
 
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
@@ -156,6 +157,16 @@ describe('a password in a URL', () => {
       '    table: t',
     );
     expect(validateText('spec.yaml', fromEnv, { DB_URL: 'mysql://u:pw@h/x' }).diagnostics).toEqual([]);
+  });
+});
+
+describe('the search', () => {
+  it('stays linear on long text full of scheme-like words (no backtracking blow-up)', () => {
+    const text = 'a.'.repeat(100_000);
+    const started = performance.now();
+    expect(findSecrets(text)).toEqual([]);
+    // Quadratic, this took seconds; linear, a few milliseconds.
+    expect(performance.now() - started).toBeLessThan(1500);
   });
 });
 
