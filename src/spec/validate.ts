@@ -10,6 +10,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { compile, ExprError } from '../expr/index.ts';
+import type { RetryPolicy } from '../runtime/retry.ts';
 import { compileTemplate, TemplateError } from '../runtime/template.ts';
 import type { CheckReport, StageDefinition, StageKind } from '../stages/define.ts';
 import { definitions } from '../stages/registry.ts';
@@ -30,8 +31,14 @@ export interface StageSpec {
   options: Record<string, unknown>;
   from: string[];
   onError: 'continue' | 'stop';
-  retry: { max_attempts: number; backoff: number; max_backoff: number };
-  buffer: { max_records?: number; max_bytes?: number; max_age?: number; max_total_records?: number };
+  retry: RetryPolicy;
+  buffer: {
+    max_records?: number;
+    max_bytes?: number;
+    max_age?: number;
+    max_total_records?: number;
+    max_total_bytes?: number;
+  };
   maxInFlight: number;
 }
 
@@ -342,11 +349,7 @@ class Validator {
       options,
       from: (from as string[] | undefined) ?? [],
       onError: (on_error as 'continue' | 'stop' | undefined) ?? 'continue',
-      retry: (retry as StageSpec['retry'] | undefined) ?? {
-        max_attempts: 5,
-        backoff: 200,
-        max_backoff: 30_000,
-      },
+      retry: { backoff: 200, max_backoff: 30_000, ...(retry as Partial<RetryPolicy> | undefined) },
       buffer: (buffer as StageSpec['buffer'] | undefined) ?? {},
       maxInFlight: (max_in_flight as number | undefined) ?? 4,
     };

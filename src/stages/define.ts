@@ -116,8 +116,10 @@ export interface Batching {
   max_records: number;
   max_bytes: number;
   max_age: number;
-  /** Records held across all partition buffers of the sink before the largest is flushed early. */
+  /** Records the sink holds at once (buffers, waiting, in flight, retrying); at the bound it stops reading. */
   max_total_records?: number;
+  /** Bytes the sink holds at once, counted the same way. */
+  max_total_bytes?: number;
 }
 
 export interface SinkBatchingPolicy {
