@@ -334,6 +334,33 @@ describe('start-up checks against an endpoint that accepts connections and never
     expect(messages[4]).toContain(`kafka: no answer from 127.0.0.1:${port} within 15s`);
     for (const sink of sinks) await sink.close?.();
   }, 40_000);
+
+  it('the kinesis and kafka sources give up within the check deadline too', async () => {
+    const { port } = silent.address() as { port: number };
+    const kinesis = kinesisSource.create(
+      { stream: 'any', endpoint: `http://127.0.0.1:${port}`, region: REGION },
+      ctx('source', 'kinesis'),
+    );
+    const kafka = kafkaSource.create(
+      { brokers: `127.0.0.1:${port}`, topics: ['any'], group: `startup-${suffix()}` },
+      ctx('source', 'kafka'),
+    );
+    const started = Date.now();
+    const messages = await Promise.all(
+      [kinesis, kafka].map((source) =>
+        source.run(new CollectingContext().ctx).then(
+          () => 'returned',
+          (err: Error) => err.message,
+        ),
+      ),
+    );
+    expect(Date.now() - started).toBeLessThan(CHECK_TIMEOUT_MS + 5_000);
+    expect(messages[0]).toContain(`kinesis: no answer from http://127.0.0.1:${port} within 15s`);
+    expect(messages[0]).toContain("stream 'any'");
+    expect(messages[1]).toContain(`at 127.0.0.1:${port}: no answer within 15s`);
+    await kinesis.close?.();
+    await kafka.close?.();
+  }, 40_000);
 });
 
 describe('sluice run with a missing target', () => {

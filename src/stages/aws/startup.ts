@@ -29,7 +29,7 @@ export class StartupCheckError extends StageError {
   }
 }
 
-export function endpointLabel(t: Pick<CheckTarget, 'service' | 'region' | 'endpoint'>): string {
+export function endpointLabel(t: { service: string; region: string; endpoint?: string | undefined }): string {
   return t.endpoint ?? `the AWS ${t.service} endpoint of region ${t.region}`;
 }
 
@@ -144,4 +144,24 @@ export async function waitWhileCreating(
     s = await state();
   }
   return s;
+}
+
+/**
+ * Settles like `work`, or rejects with a StartupCheckError saying `message()` once `timeoutMs`
+ * passed: bounds a start-up call that takes no abort signal, and leaves its errors as they are.
+ */
+export async function withinCheckDeadline<T>(
+  work: Promise<T>,
+  message: () => string,
+  timeoutMs = CHECK_TIMEOUT_MS,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StartupCheckError(message())), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

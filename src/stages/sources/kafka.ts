@@ -28,7 +28,16 @@ import type { StageMetrics } from '../../runtime/metrics.ts';
 import type { RecordInit } from '../../runtime/record.ts';
 import { Duration, Size } from '../../spec/types.ts';
 import { defineSource, type Source, type SourceContext, type StageContext } from '../define.ts';
-import { BrokersOption, baseClientOptions, clientIdFor, kafkaErrorMessage, sleep } from '../kafka/client.ts';
+import {
+  BrokersOption,
+  baseClientOptions,
+  clientIdFor,
+  kafkaErrorMessage,
+  STARTUP_CHECK_MS,
+  sleep,
+  withDeadline,
+} from '../kafka/client.ts';
+import { kafkaErrorIds } from '../kafka/errors.ts';
 import type { FetchTrackingConsumer } from '../kafka/runtime.ts';
 
 const options = Type.Object({
@@ -225,6 +234,12 @@ export class KafkaSource implements Source {
 
     let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
     try {
+      // Bounded: brokers that accept connections but never answer would hold the start for ever.
+      await withDeadline(
+        consumer.metadata({ topics: this.topics }),
+        STARTUP_CHECK_MS,
+        () => new Error(`no answer within ${STARTUP_CHECK_MS / 1000}s`),
+      );
       stream = await consumer.consume({
         topics: this.topics,
         mode: 'committed',
@@ -234,7 +249,7 @@ export class KafkaSource implements Source {
     } catch (err) {
       await consumer.close(true).catch(() => undefined);
       const message = kafkaErrorMessage(err);
-      if (/unknown topic/i.test(message)) {
+      if (/unknown topic/i.test(message) || kafkaErrorIds(err).includes('UNKNOWN_TOPIC_OR_PARTITION')) {
         throw new Error(
           `kafka: topic ${this.topics.map((t) => `'${t}'`).join(', ')} does not exist (${message})`,
         );

@@ -39,6 +39,7 @@ import {
   SHARD_END,
   type ShardCheckpoints,
 } from '../aws/shard-checkpoints.ts';
+import { CHECK_TIMEOUT_MS, endpointLabel, StartupCheckError, withinCheckDeadline } from '../aws/startup.ts';
 import { defineSource, type Source, type SourceContext, type StageContext, StageError } from '../define.ts';
 
 const options = Type.Object({
@@ -305,13 +306,23 @@ export class KinesisSource implements Source {
       while (!this.signal.aborted) {
         let shards: ShardInfo[];
         try {
-          shards = await this.listShards();
+          // A first listing that gets no answer fails the start instead of waiting for ever.
+          shards = first
+            ? await withinCheckDeadline(
+                this.listShards(),
+                () =>
+                  `kinesis: no answer from ${endpointLabel({ service: 'kinesis', ...awsClientConfig(this.o) })} ` +
+                  `within ${CHECK_TIMEOUT_MS / 1000}s listing the shards of stream '${this.o.stream}'; ` +
+                  'check `endpoint` (or AWS_ENDPOINT_URL), the region and the network',
+              )
+            : await this.listShards();
           // Other processes' progress (their parents finishing), without forgetting ours not yet flushed.
           if (this.store && !first)
             this.positions = { ...(await this.checkpoints.load()), ...this.committed };
           attempt = 0;
         } catch (err) {
           if (this.signal.aborted) break;
+          if (err instanceof StartupCheckError) throw err;
           if (first && errorName(err) === 'ResourceNotFoundException') {
             throw new StageError(`Kinesis stream '${this.o.stream}' not found`, {
               retryable: false,
