@@ -141,6 +141,8 @@ export class BufferedScope implements CheckpointScope {
   private pending: Positions = {};
   private dirty = false;
   private flushing: Promise<void> = Promise.resolve();
+  /** Epoch ms of the last write that reached the store (checkpoint age for operators). */
+  lastWrittenAt: number | undefined;
 
   constructor(store: CheckpointStore, source: string) {
     this.store = store;
@@ -170,6 +172,7 @@ export class BufferedScope implements CheckpointScope {
     this.dirty = false;
     try {
       await this.store.save(this.source, positions);
+      this.lastWrittenAt = Date.now();
     } catch (err) {
       // Keep the positions for the next flush, unless newer commits replaced them meanwhile.
       this.pending = { ...positions, ...this.pending };

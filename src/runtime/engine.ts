@@ -313,6 +313,9 @@ export class Pipeline {
       this.sources.map((s) =>
         s.scope
           .flush()
+          .then(() => {
+            s.metrics.checkpointAt = s.scope.lastWrittenAt;
+          })
           .catch((err: Error) =>
             this.log.error({ source: s.spec.name, error: err.message }, 'checkpoint write failed'),
           ),

@@ -22,6 +22,8 @@ export interface StageSnapshot {
   queueFill: number;
   /** Mean latency of the last batches (sink write, transform process), ms. */
   batchLatencyMs: number;
+  /** Every batch's latency counted in fixed buckets (`BATCH_LATENCY_BUCKETS_MS`), for histograms. */
+  batchLatency?: LatencyHistogram;
   /** Source lag in its own unit (Kinesis ms behind latest, Kafka records), total over partitions. */
   lag: number | undefined;
   lagUnit: string | undefined;
@@ -37,6 +39,23 @@ export interface StageSnapshot {
   heldLimit: number;
   /** Sinks: `retrying` while a transient failure is being waited out. */
   health: SinkHealth;
+  /** Sources: epoch ms when their checkpoint was last written. */
+  checkpointAt?: number;
+}
+
+/**
+ * Upper bounds (ms) of the batch latency buckets: fixed and few, so counting a batch is a short
+ * scan and one increment.
+ */
+export const BATCH_LATENCY_BUCKETS_MS: readonly number[] = [
+  1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000,
+];
+
+export interface LatencyHistogram {
+  /** Batches per bucket of `BATCH_LATENCY_BUCKETS_MS` (not cumulative); the last entry counts those above every bound. */
+  counts: number[];
+  sumMs: number;
+  count: number;
 }
 
 export interface SinkHealth {
@@ -69,6 +88,11 @@ export class StageMetrics {
   duplicates = 0;
   retries = 0;
   batchLatencyMs = 0;
+  private readonly latencyCounts = new Array<number>(BATCH_LATENCY_BUCKETS_MS.length + 1).fill(0);
+  private latencySumMs = 0;
+  private latencyCount = 0;
+  /** Sources: epoch ms when the engine last wrote their checkpoint. */
+  checkpointAt: number | undefined;
   lagUnit: string | undefined;
   readonly lagByPartition = new Map<string, number>();
   readonly extra = new Map<string, number>();
@@ -166,6 +190,11 @@ export class StageMetrics {
   /** Exponentially weighted, so the figure follows recent batches without keeping a history. */
   batchTook(ms: number): void {
     this.batchLatencyMs = this.batchLatencyMs === 0 ? ms : this.batchLatencyMs * 0.8 + ms * 0.2;
+    let i = 0;
+    while (i < BATCH_LATENCY_BUCKETS_MS.length && ms > BATCH_LATENCY_BUCKETS_MS[i]) i++;
+    this.latencyCounts[i]++;
+    this.latencySumMs += ms;
+    this.latencyCount++;
   }
 
   setLag(partition: string, value: number, unit: string): void {
@@ -203,6 +232,7 @@ export class StageMetrics {
       retries: this.retries,
       queueFill: this.queueFill(),
       batchLatencyMs: this.batchLatencyMs,
+      batchLatency: { counts: [...this.latencyCounts], sumMs: this.latencySumMs, count: this.latencyCount },
       lag,
       lagUnit: this.lagUnit,
       lagByPartition: Object.fromEntries(this.lagByPartition),
@@ -213,6 +243,7 @@ export class StageMetrics {
       heldPeak: this.heldPeak,
       heldLimit: this.heldLimit,
       health: { ...this.health },
+      checkpointAt: this.checkpointAt,
     };
   }
 }
@@ -227,6 +258,8 @@ export interface PipelineSnapshot {
   stages: StageSnapshot[];
   /** Where logs go while a screen UI owns the terminal. */
   logFile?: string;
+  /** A line the live view shows under its header (`sluice top` when the endpoint is unreachable). */
+  notice?: string;
 }
 
 export class MetricsRegistry {

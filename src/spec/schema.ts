@@ -118,6 +118,14 @@ export const RuntimeSettings = Type.Object(
       description: 'How long a stop may take to drain and flush',
     }),
     checkpoint_interval: Duration({ default: '1s', description: 'How often acked positions are written' }),
+    http: Type.Optional(
+      Type.String({
+        pattern: '^(?:(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)?:)?[0-9]{1,5}$',
+        description:
+          'Serve /metrics (Prometheus), /ready, /live and /stats at `[host:]port`. Off when absent; a bare port listens on 127.0.0.1 only — name another host (0.0.0.0) to let other machines read it. `sluice run --http` overrides it',
+        examples: ['127.0.0.1:4195', '4195', '0.0.0.0:4195'],
+      }),
+    ),
   },
   { additionalProperties: false, description: 'Engine settings' },
 );

@@ -47,6 +47,8 @@ export interface RuntimeSpec {
   batch_size: number;
   shutdown_timeout: number;
   checkpoint_interval: number;
+  /** `[host:]port` of the operations endpoint; absent: no endpoint. */
+  http?: string;
 }
 
 export interface PipelineSpec {
