@@ -3,7 +3,8 @@
 #   moto    AWS APIs (Kinesis, S3, SNS, ...)      PyPI moto[server]
 #   kafka   Apache Kafka, one KRaft node           Maven Central jars, Java 17
 #   mysql   MariaDB                                Debian packages
-# plus kcat (Debian), a Kafka client the tests use that is not ours.
+# plus kcat (Debian), a Kafka client the tests use that is not ours, and prometheus_client
+# (PyPI, beside moto), whose parser reads the /metrics exposition in the tests.
 #
 # Usage: scripts/services.sh up | down | status | env
 #   up      install what is missing, start what is not running, wait until each answers
@@ -31,6 +32,7 @@ WAIT_SECS="${SERVICES_TIMEOUT:-120}"
 PROBE_SECS="${PROBE_TIMEOUT:-10}"
 
 MOTO_VERSION=5.2.1
+PROMETHEUS_CLIENT_VERSION=0.23.1
 KAFKA_VERSION=4.1.2
 SLF4J_VERSION=2.0.17
 DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
@@ -174,10 +176,11 @@ EOF
   touch "$KAFKA_LIBS/.complete"
 }
 
-# A python with moto[server] $MOTO_VERSION and boto3: the machine's own when it has them,
-# else the project-local virtualenv. Prints its path, or nothing.
+# A python with moto[server] $MOTO_VERSION, boto3 and prometheus_client: the machine's own
+# when it has them, else the project-local virtualenv. Prints its path, or nothing. The tests
+# run their python snippets on it too (SERVICES_PYTHON).
 moto_python_check() {
-  "$1" -c "import sys, moto, flask, flask_cors, boto3
+  "$1" -c "import sys, moto, flask, flask_cors, boto3, prometheus_client.parser
 sys.exit(moto.__version__ != '$MOTO_VERSION')" >/dev/null 2>&1
 }
 
@@ -198,7 +201,7 @@ find_moto_python() {
 ensure_moto() {
   MOTO_PY="$(find_moto_python)" && return 0
   command -v python3 >/dev/null 2>&1 || apt_install python3
-  log "installing moto[server]==$MOTO_VERSION into $STATE/venv"
+  log "installing moto[server]==$MOTO_VERSION and prometheus_client into $STATE/venv"
   rm -rf "$STATE/venv"
   if ! python3 -m venv "$STATE/venv" >>"$STATE/moto-install.log" 2>&1; then
     # Debian's python3 needs python3-venv for ensurepip.
@@ -210,8 +213,9 @@ ensure_moto() {
       die "python3 -m venv failed (see $STATE/moto-install.log)"
   fi
   "$STATE/venv/bin/python" -m pip install -q --disable-pip-version-check \
-    "moto[server]==$MOTO_VERSION" >>"$STATE/moto-install.log" 2>&1 ||
-    die "pip install moto[server]==$MOTO_VERSION failed (see $STATE/moto-install.log)"
+    "moto[server]==$MOTO_VERSION" "prometheus_client==$PROMETHEUS_CLIENT_VERSION" \
+    >>"$STATE/moto-install.log" 2>&1 ||
+    die "pip install moto[server]==$MOTO_VERSION prometheus_client failed (see $STATE/moto-install.log)"
   MOTO_PY="$STATE/venv/bin/python"
   moto_python_check "$MOTO_PY" || die "moto $MOTO_VERSION is not importable after installing it"
 }
@@ -485,6 +489,9 @@ cmd_up() {
   done
 
   ensure_kcat
+  # The tests' python (SERVICES_PYTHON) is moto's, with what the tests import; a moto that
+  # already runs keeps running on the python it started with.
+  ensure_moto
   ((${#to_start[@]})) || return 0
 
   # Install everything first (apt is not parallel), then start all, then wait for all.
