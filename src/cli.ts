@@ -7,6 +7,8 @@ import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from
 import { toDot, toMermaid } from './cli/graph.ts';
 import { runCommand } from './cli/run.ts';
 import { StateUsageError, stateReset, stateShow } from './cli/state.ts';
+import { topCommand } from './cli/top.ts';
+import { DEFAULT_HTTP_ADDRESS } from './runtime/http.ts';
 import { hasErrors } from './spec/diagnostics.ts';
 import { pipelineJsonSchema } from './spec/schema.ts';
 import { parseDuration } from './spec/units.ts';
@@ -143,6 +145,10 @@ export function program(): Command {
     )
     .option('--metrics-interval <duration>', 'interval of the plain metric lines', durationArg, 1000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.SLUICE_LOG_LEVEL ?? 'info')
+    .option(
+      '--http [address]',
+      `serve /metrics (Prometheus), /ready, /live and /stats at [host:]port (${DEFAULT_HTTP_ADDRESS} when no address is given; overrides runtime.http)`,
+    )
     .addHelpText(
       'after',
       '\nExit codes: 0 every record reached its sinks or was dropped or deduplicated on purpose; 3 the run completed but records went to error outputs or dead letters (counted on the last line); 1 the pipeline failed, or records were left unacknowledged at exit; 2 usage; 130 a second signal cut the drain short.',
@@ -156,14 +162,27 @@ export function program(): Command {
           stateDir: string;
           metricsInterval: number;
           logLevel: string;
+          http?: string | true;
         },
       ) => {
-        const code = await runCommand(file, opts);
+        const http = opts.http === true ? DEFAULT_HTTP_ADDRESS : opts.http;
+        const code = await runCommand(file, { ...opts, http });
         // Timers or sockets of a stage that did not close must not keep a finished run alive.
         await flushStd();
         process.exit(code);
       },
     );
+
+  cmd
+    .command('top')
+    .description(
+      'Attach the live view to a pipeline running elsewhere (sluice run --http): read-only, q quits top, never the pipeline',
+    )
+    .option('--http <url>', 'the pipeline endpoint', `http://${DEFAULT_HTTP_ADDRESS}`)
+    .option('--interval <duration>', 'how often to poll /stats', durationArg, 500)
+    .action(async (opts: { http: string; interval: number }) => {
+      process.exitCode = await topCommand(opts);
+    });
 
   const deadLetter = cmd
     .command('dead-letter')

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Pipeline, type RunResult } from '../runtime/engine.ts';
+import { type OpsServer, parseListenAddress, startOpsServer } from '../runtime/http.ts';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
 import { validateText } from '../spec/validate.ts';
 import { colorEnabled, formatHuman } from './format.ts';
@@ -15,6 +16,8 @@ export interface RunFlags {
   stateDir: string;
   metricsInterval: number;
   logLevel: string;
+  /** `[host:]port` of the operations endpoint; overrides `runtime.http`. */
+  http?: string;
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
@@ -53,6 +56,13 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     return 1;
   }
   pipeline.metrics.logFile = logFile;
+  const listen = flags.http ?? spec.runtime.http;
+  let ops: OpsServer | undefined;
+  if (listen !== undefined) {
+    const opened = await openOps(pipeline, listen, log);
+    if (typeof opened === 'number') return opened;
+    ops = opened;
+  }
 
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -73,6 +83,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const result = await pipeline.run();
   const final = pipeline.metrics.snapshot();
   await view.stop(final);
+  await ops?.close();
   log.flush?.();
   if (result.error) process.stderr.write(`sluice: ${result.error}\n`);
   process.off('SIGINT', onSignal);
@@ -81,6 +92,27 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const last = lastLine(result, code);
   if (last) process.stderr.write(`sluice: ${last}\n`);
   return code;
+}
+
+/** Starts the operations endpoint before the pipeline, so /ready answers 503 while sinks open. */
+async function openOps(pipeline: Pipeline, listen: string, log: Logger): Promise<OpsServer | number> {
+  const address = parseListenAddress(listen);
+  if (!address) {
+    process.stderr.write(
+      `sluice: '${listen}' is not an address to listen on: [host:]port, e.g. 127.0.0.1:4195\n`,
+    );
+    return 2;
+  }
+  try {
+    const ops = await startOpsServer(pipeline, address);
+    log.info({ url: ops.url }, `operations endpoint at ${ops.url}: /metrics /ready /live /stats`);
+    return ops;
+  } catch (err) {
+    process.stderr.write(
+      `sluice: cannot serve the operations endpoint on ${listen}: ${(err as Error).message}\n`,
+    );
+    return 1;
+  }
 }
 
 /** The run failed, or records were left unacknowledged at exit (they will be read again). */

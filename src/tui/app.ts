@@ -296,6 +296,7 @@ function headerLines(view: View, width: number): Line[] {
       { text: clip(`↻ ${r.stage.name} ${retryText(h, s.at)}`, width), color: 'yellow', bold: true },
     ]);
   }
+  if (s.notice) lines.push([{ text: clip(`⚠ ${s.notice}`, width), color: 'red', bold: true }]);
   if (s.logFile) lines.push([{ text: clip(`log ${s.logFile}`, width), dim: true }]);
   return lines;
 }
