@@ -38,7 +38,9 @@ describe('demo pipeline', () => {
     );
     // The demo's deliberate bad records go to its error output: a completed run with failures.
     expect(run.status, run.stderr).toBe(3);
-    expect(run.stderr).toMatch(/exit 3: completed, but \d+ records failed: \d+ to error outputs, 0 to dead letters/);
+    expect(run.stderr).toMatch(
+      /exit 3: completed, but \d+ records failed: \d+ to error outputs, 0 to dead letters/,
+    );
     // The totals table names every stage.
     for (const stage of ['consumption', 'enriched', 'unique', 'by_day', 'lake', 'rejected'])
       expect(run.stderr).toContain(stage);
@@ -73,7 +75,9 @@ describe('demo pipeline', () => {
       expect(e.meta).toHaveProperty('index');
     }
     // Nothing silently gone: written + errors + duplicates removed = generated.
-    const duplicates = Number(/unique\s+transform\s+dedup\s+\d+\s+\d+\s+\d+\s+\d+\s+(\d+)/.exec(run.stderr)?.[1]);
+    const duplicates = Number(
+      /unique\s+transform\s+dedup\s+\d+\s+\d+\s+\d+\s+\d+\s+(\d+)/.exec(run.stderr)?.[1],
+    );
     expect(duplicates).toBeGreaterThan(0);
     expect(written + errors.length + duplicates).toBe(RECORDS);
   }, 60_000);
