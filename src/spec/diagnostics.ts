@@ -47,6 +47,7 @@ export const DIAGNOSTIC_CODES = {
   'literal-credential': 'a secret is written in the spec instead of coming from the environment',
   'dedup-memory': 'dedup settings whose memory bound cannot hold',
   'insecure-setting': 'a safety check is turned off',
+  plugin: 'a file in `plugins` cannot be loaded, or its stage definitions are invalid or clash with others',
 } as const;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

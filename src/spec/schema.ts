@@ -139,6 +139,13 @@ export function topLevelSchema(): TObject {
       version: Type.Literal(1, { description: 'Spec format version' }),
       name: Type.String({ pattern: NAME_PATTERN, description: 'Pipeline name; names its checkpoint file' }),
       description: Type.Optional(Type.String()),
+      plugins: Type.Optional(
+        Type.Array(Type.String({ minLength: 1 }), {
+          description:
+            'Files that define more stage types (TypeScript or JavaScript modules exporting defineSource/defineTransform/defineSink results), relative to this spec',
+          examples: [['./stages/uppercase.ts']],
+        }),
+      ),
       runtime: Type.Optional(Type.Partial(RuntimeSettings, { additionalProperties: false })),
       sources: Type.Record(Type.String({ pattern: NAME_PATTERN }), Type.Object({}), { minProperties: 1 }),
       transforms: Type.Optional(Type.Record(Type.String({ pattern: NAME_PATTERN }), Type.Object({}))),

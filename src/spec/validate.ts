@@ -66,7 +66,8 @@ export interface ValidationResult {
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: false });
 addFormats.default(ajv);
-const validators = new Map<TSchema, ValidateFunction>();
+// Weak: stage types of plugins come and go with the pipelines that load them.
+const validators = new WeakMap<TSchema, ValidateFunction>();
 const validatorFor = (schema: TSchema): ValidateFunction => {
   let v = validators.get(schema);
   if (!v) {
@@ -75,7 +76,7 @@ const validatorFor = (schema: TSchema): ValidateFunction => {
   }
   return v;
 };
-const stageSchemas = new Map<StageDefinition, TSchema>();
+const stageSchemas = new WeakMap<StageDefinition, TSchema>();
 const schemaOf = (def: StageDefinition): TSchema => {
   let s = stageSchemas.get(def);
   if (!s) {
@@ -85,13 +86,22 @@ const schemaOf = (def: StageDefinition): TSchema => {
   return s;
 };
 
+export interface ValidateTextOptions {
+  /**
+   * Every stage type the spec may use: the built-in ones unless given. Plugin stages are added
+   * here for one validation, so pipelines in one process never see each other's types.
+   */
+  stages?: readonly StageDefinition[];
+}
+
 export function validateText(
   file: string,
   source: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  opts: ValidateTextOptions = {},
 ): ValidationResult {
   const loaded = loadSpec(file, source, env);
-  const v = new Validator(loaded);
+  const v = new Validator(loaded, opts.stages ?? definitions);
   try {
     v.run();
   } catch (err) {
@@ -129,9 +139,15 @@ class Validator {
   private readonly loaded: LoadedSpec;
   /** Paths of options whose value must come from the environment (EnvSecret). */
   private readonly secretOptions = new Set<string>();
+  private readonly defs: readonly StageDefinition[];
 
-  constructor(loaded: LoadedSpec) {
+  constructor(loaded: LoadedSpec, defs: readonly StageDefinition[]) {
     this.loaded = loaded;
+    this.defs = defs;
+  }
+
+  private typesOf(kind: StageKind): string[] {
+    return this.defs.filter((d) => d.kind === kind).map((d) => d.type);
   }
 
   report(
@@ -306,26 +322,26 @@ class Validator {
       this.report(
         raw.type === undefined ? base : [...base, 'type'],
         raw.type === undefined ? 'schema-required' : 'schema-type',
-        `${kind} '${name}' needs a 'type': one of ${typesOf(kind).join(', ')}`,
+        `${kind} '${name}' needs a 'type': one of ${this.typesOf(kind).join(', ')}`,
         { key: raw.type === undefined },
       );
       return undefined;
     }
-    const def = definitions.find((d) => d.kind === kind && d.type === raw.type);
+    const def = this.defs.find((d) => d.kind === kind && d.type === raw.type);
     if (!def) {
       if (this.loaded.fromEnv.has(pathKey([...base, 'type']))) {
         this.report(
           [...base, 'type'],
           'unknown-stage-type',
-          `the ${kind} type from the environment is unknown; ${kind} types: ${typesOf(kind).join(', ')}`,
+          `the ${kind} type from the environment is unknown; ${kind} types: ${this.typesOf(kind).join(', ')}`,
         );
         return undefined;
       }
-      const elsewhere = definitions.find((d) => d.type === raw.type);
-      const hint = didYouMean(raw.type, typesOf(kind));
+      const elsewhere = this.defs.find((d) => d.type === raw.type);
+      const hint = didYouMean(raw.type, this.typesOf(kind));
       const msg = elsewhere
         ? `'${raw.type}' is a ${elsewhere.kind} type, not a ${kind} type; move it to ${elsewhere.kind}s`
-        : `unknown ${kind} type '${raw.type}'${hint ? `: did you mean '${hint}'?` : ''}; ${kind} types: ${typesOf(kind).join(', ')}`;
+        : `unknown ${kind} type '${raw.type}'${hint ? `: did you mean '${hint}'?` : ''}; ${kind} types: ${this.typesOf(kind).join(', ')}`;
       this.report([...base, 'type'], 'unknown-stage-type', msg);
       return undefined;
     }
@@ -624,10 +640,6 @@ function credentialMessage(secret: TextRange, envSecretOption: boolean): string 
   return envSecretOption
     ? 'this URL holds a password: write ${MYSQL_URL} (or another variable) and export the URL in the environment'
     : 'this URL holds a password: move the URL to an environment variable and write ${VAR}';
-}
-
-function typesOf(kind: StageKind): string[] {
-  return definitions.filter((d) => d.kind === kind).map((d) => d.type);
 }
 
 function withDefaults(schema: TSchema, value: Obj): Obj {

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DIAGNOSTIC_CODES, type Diagnostic, type DiagnosticCode } from '../../src/spec/diagnostics.ts';
+import { validate } from '../../src/spec/plugins.ts';
 import { validateText } from '../../src/spec/validate.ts';
 
 type Env = Record<string, string | undefined>;
@@ -727,6 +728,26 @@ describe('the outside world', () => {
       'signature verification is off: anyone who can reach this port can inject records',
     );
     expect(result.spec).toBeDefined();
+  });
+});
+
+describe('plugins', () => {
+  it('plugin: a file named in plugins that does not load, at its entry', async () => {
+    const text = lines(
+      'version: 1',
+      'name: t',
+      'plugins: [./no-such-plugin.ts]',
+      'sources:',
+      "  gen: { type: generate, fields: { a: '1' } }",
+      'sinks:',
+      '  out: { type: stdout, from: [gen] }',
+    );
+    const { diagnostics } = await validate('spec.yaml', { text, env: {} });
+    for (const d of diagnostics) covered.add(d.code);
+    expect(diagnostics).toHaveLength(1);
+    expect(diagnostics[0].code).toBe('plugin');
+    expect(span(diagnostics[0])).toBe('3:11-3:30');
+    expect(diagnostics[0].message).toMatch(/^cannot load plugin \.\/no-such-plugin\.ts: /);
   });
 });
 
