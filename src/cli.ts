@@ -10,10 +10,9 @@ import { StateUsageError, stateReset, stateShow } from './cli/state.ts';
 import { topCommand } from './cli/top.ts';
 import { DEFAULT_HTTP_ADDRESS } from './runtime/http.ts';
 import { hasErrors } from './spec/diagnostics.ts';
+import { PluginError, stagesWith, validate } from './spec/plugins.ts';
 import { pipelineJsonSchema } from './spec/schema.ts';
 import { parseDuration } from './spec/units.ts';
-import { validateText } from './spec/validate.ts';
-import { definitions } from './stages/registry.ts';
 
 const EXIT_INVALID = 1;
 const EXIT_USAGE = 2;
@@ -39,7 +38,10 @@ async function flushStd(): Promise<void> {
   }
 }
 
-async function validateCommand(patterns: string[], opts: { format: Format }): Promise<number> {
+async function validateCommand(
+  patterns: string[],
+  opts: { format: Format; plugin: string[] },
+): Promise<number> {
   const files = await expandArgs(patterns);
   const sources = new Map<string, string>();
   const all = [];
@@ -53,7 +55,7 @@ async function validateCommand(patterns: string[], opts: { format: Format }): Pr
       );
     }
     sources.set(file, text);
-    all.push(...validateText(file, text).diagnostics);
+    all.push(...(await validate(file, { text, plugins: opts.plugin })).diagnostics);
   }
   const out =
     opts.format === 'json'
@@ -81,7 +83,7 @@ async function graphCommand(file: string, opts: { format: 'mermaid' | 'dot' }): 
       `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
-  const result = validateText(file, text);
+  const result = await validate(file, { text });
   if (!result.spec) {
     process.stderr.write(
       formatHuman(result.diagnostics, new Map([[file, text]]), colorEnabled(process.stderr)),
@@ -96,6 +98,15 @@ async function graphCommand(file: string, opts: { format: 'mermaid' | 'dot' }): 
   process.stdout.write(opts.format === 'dot' ? toDot(spec) : toMermaid(spec));
   return 0;
 }
+
+/** `--plugin` may be given more than once. */
+const pluginOption = (c: Command): Command =>
+  c.option(
+    '--plugin <file>',
+    'a module defining more stage types (repeatable; besides the plugins the spec lists)',
+    (file: string, files: string[]) => [...files, file],
+    [],
+  );
 
 const durationArg = (v: string): number => {
   const ms = parseDuration(v);
@@ -112,8 +123,7 @@ export function program(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  cmd
-    .command('validate')
+  pluginOption(cmd.command('validate'))
     .description(
       'Check spec files: YAML, schema, wiring, AWS limits and literal secrets, each problem with its line and column',
     )
@@ -124,12 +134,11 @@ export function program(): Command {
         .default('human'),
     )
     .addHelpText('after', '\nExit codes: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.')
-    .action(async (files: string[], opts: { format: Format }) => {
+    .action(async (files: string[], opts: { format: Format; plugin: string[] }) => {
       process.exitCode = await validateCommand(files, opts);
     });
 
-  cmd
-    .command('run')
+  pluginOption(cmd.command('run'))
     .description('Run a pipeline; a live view on a terminal, plain metric lines otherwise')
     .argument('<file>', 'spec file')
     .option('--no-tui', 'plain metric lines on stderr instead of the live view')
@@ -163,10 +172,11 @@ export function program(): Command {
           metricsInterval: number;
           logLevel: string;
           http?: string | true;
+          plugin: string[];
         },
       ) => {
         const http = opts.http === true ? DEFAULT_HTTP_ADDRESS : opts.http;
-        const code = await runCommand(file, { ...opts, http });
+        const code = await runCommand(file, { ...opts, http, plugins: opts.plugin });
         // Timers or sockets of a stage that did not close must not keep a finished run alive.
         await flushStd();
         process.exit(code);
@@ -227,11 +237,11 @@ export function program(): Command {
       process.exit(code);
     });
 
-  cmd
-    .command('schema')
+  pluginOption(cmd.command('schema'))
     .description('Print the JSON Schema (2020-12) of pipeline specs, for editors and CI')
-    .action(() => {
-      process.stdout.write(`${JSON.stringify(pipelineJsonSchema(definitions), null, 2)}\n`);
+    .action(async (opts: { plugin: string[] }) => {
+      const stages = await stagesWith(opts.plugin);
+      process.stdout.write(`${JSON.stringify(pipelineJsonSchema(stages), null, 2)}\n`);
     });
 
   cmd
@@ -316,7 +326,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     process.stderr.write(`sluice: ${e.message}\n`);
-    process.exitCode = err instanceof UsageError ? EXIT_USAGE : 1;
+    // A --plugin that does not load is a mistake on the command line.
+    process.exitCode = err instanceof UsageError || err instanceof PluginError ? EXIT_USAGE : 1;
   }
 }
 

@@ -11,7 +11,8 @@ import { writeAtomic } from '../runtime/checkpoint.ts';
 import { type DeadLetterFile, listDeadLetterFiles, readDeadLetters } from '../runtime/dead-letter.ts';
 import { Pipeline } from '../runtime/engine.ts';
 import type { ErrorValue, RecordInit } from '../runtime/record.ts';
-import { type PipelineSpec, validateText } from '../spec/validate.ts';
+import { validate } from '../spec/plugins.ts';
+import type { PipelineSpec } from '../spec/validate.ts';
 import { colorEnabled, formatHuman } from './format.ts';
 import { EXIT_FAILED, EXIT_RECORD_ERRORS, exitCode } from './run.ts';
 
@@ -25,7 +26,7 @@ export interface DeadLetterFlags {
 /** Loads and validates a spec; prints its diagnostics and returns undefined when it is invalid. */
 async function loadSpec(file: string): Promise<PipelineSpec | undefined> {
   const text = await readFile(file, 'utf8');
-  const { spec, diagnostics } = validateText(file, text);
+  const { spec, diagnostics } = await validate(file, { text });
   if (!spec)
     process.stderr.write(formatHuman(diagnostics, new Map([[file, text]]), colorEnabled(process.stderr)));
   return spec;

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Pipeline, type RunResult } from '../runtime/engine.ts';
 import { type OpsServer, parseListenAddress, startOpsServer } from '../runtime/http.ts';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
-import { validateText } from '../spec/validate.ts';
+import { PluginError, validate } from '../spec/plugins.ts';
 import { colorEnabled, formatHuman } from './format.ts';
 import { plainLines, totalsTable } from './plain.ts';
 
@@ -18,6 +18,8 @@ export interface RunFlags {
   logLevel: string;
   /** `[host:]port` of the operations endpoint; overrides `runtime.http`. */
   http?: string;
+  /** Plugin files from the command line, besides those the spec lists. */
+  plugins?: string[];
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
@@ -30,7 +32,15 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     );
     return 2;
   }
-  const { spec, diagnostics } = validateText(file, text);
+  let validated: Awaited<ReturnType<typeof validate>>;
+  try {
+    validated = await validate(file, { text, plugins: flags.plugins });
+  } catch (err) {
+    if (!(err instanceof PluginError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n`);
+    return 2;
+  }
+  const { spec, diagnostics } = validated;
   const warnings = diagnostics.filter((d) => d.severity === 'warning');
   if (!spec) {
     process.stderr.write(formatHuman(diagnostics, new Map([[file, text]]), colorEnabled(process.stderr)));

@@ -15,7 +15,8 @@ import {
   FileCheckpointStore,
   type Positions,
 } from '../runtime/checkpoint.ts';
-import { type StageSpec, validateText } from '../spec/validate.ts';
+import { validate } from '../spec/plugins.ts';
+import type { StageSpec } from '../spec/validate.ts';
 import { leaseNamespace, readShardCheckpoints, SHARD_END } from '../stages/aws/shard-checkpoints.ts';
 import { colorEnabled, formatHuman } from './format.ts';
 
@@ -45,7 +46,7 @@ async function loadPipeline(file: string, stateDir: string): Promise<Pipeline | 
       `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
-  const result = validateText(file, text);
+  const result = await validate(file, { text });
   if (!result.spec) {
     process.stderr.write(
       formatHuman(result.diagnostics, new Map([[file, text]]), colorEnabled(process.stderr)),

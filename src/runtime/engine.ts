@@ -3,7 +3,7 @@
  * bounded channels, carries acks from sinks back to sources, retries failed writes, routes
  * failures to error outputs, flushes checkpoints, and stops cleanly.
  */
-import type { Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 import type { PipelineSpec, StageSpec } from '../spec/validate.ts';
 import type {
   Batching,
@@ -28,7 +28,8 @@ import { ERROR_OUTPUT_LIMITS, type SafeValueLimits, safeValue } from './safe-val
 
 export interface RunOptions {
   stateDir: string;
-  log: Logger;
+  /** Default: warnings and errors as JSON lines on stderr (an embedding service passes its own). */
+  log?: Logger;
   /** End cleanly when no source produced anything for this long (ms). */
   exitIdle?: number;
   checkpointStore?: CheckpointStore;
@@ -112,7 +113,9 @@ export class Pipeline {
   constructor(spec: PipelineSpec, opts: RunOptions) {
     this.spec = spec;
     this.opts = opts;
-    this.log = opts.log;
+    this.log =
+      opts.log ??
+      pino({ level: 'warn', base: { pipeline: spec.name } }, pino.destination({ fd: 2, sync: true }));
     this.metrics = opts.metrics ?? new MetricsRegistry(spec.name);
     this.store = opts.checkpointStore ?? new FileCheckpointStore(opts.stateDir, spec.name);
     this.deadLetters = new DeadLetterWriter(opts.stateDir, spec.name);
