@@ -11,7 +11,8 @@ import { defineTransform, type SluiceRecord, Type } from 'sluice';
 export const uppercase = defineTransform({
   type: 'uppercase',
   kind: 'transform',
-  description: 'Writes the named text fields in capitals; a record whose field is not text goes to the error output.',
+  description:
+    'Writes the named text fields in capitals; a record whose field is not text goes to the error output.',
   options: Type.Object({
     fields: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
@@ -19,7 +20,10 @@ export const uppercase = defineTransform({
       examples: [['fazenda', 'id_lote']],
     }),
     locale: Type.Optional(
-      Type.String({ description: 'Locale of the capitals (e.g. tr for Turkish dotted i)', examples: ['pt-BR'] }),
+      Type.String({
+        description: 'Locale of the capitals (e.g. tr for Turkish dotted i)',
+        examples: ['pt-BR'],
+      }),
     ),
   }),
   create(options, ctx) {
@@ -40,13 +44,15 @@ export const uppercase = defineTransform({
 /** The record with its fields in capitals, or why that cannot be done. */
 function upper(record: SluiceRecord, fields: string[], locale: string | undefined): SluiceRecord | string {
   const value = record.value;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the record is not an object';
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return 'the record is not an object';
   // Records are shared between the branches of a fan-out: change a copy.
   const copy: Record<string, unknown> = { ...value };
   for (const field of fields) {
     const text = copy[field];
     if (text === undefined) continue;
-    if (typeof text !== 'string') return `field '${field}' is ${text === null ? 'null' : typeof text}, not text`;
+    if (typeof text !== 'string')
+      return `field '${field}' is ${text === null ? 'null' : typeof text}, not text`;
     copy[field] = text.toLocaleUpperCase(locale);
   }
   return { ...record, value: copy };
