@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { ASTNode, RegisteredFunctionHandler } from '@marcbachmann/cel-js';
 import { EvaluationError } from '@marcbachmann/cel-js';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
+import { clock } from './clock.ts';
 import { toPlain } from './convert.ts';
 import { fail } from './errors.ts';
 import { formatTime, parseIso, parseWithFormat, toDate } from './time.ts';
@@ -209,7 +210,7 @@ export const FUNCTIONS: FunctionDef[] = [
       'The current time as a CEL timestamp. Works with format_time(), timestamp arithmetic ' +
       '(now() - duration("1h")) and comparisons; in output records it becomes an ISO-8601 string.',
     example: 'format_time(now(), "yyyy-MM-dd HH:mm:ss")',
-    overloads: [{ sig: `now(): ${TS}`, fn: () => new Date() }],
+    overloads: [{ sig: `now(): ${TS}`, fn: () => new Date(clock().now()) }],
   },
   {
     name: 'format_time',

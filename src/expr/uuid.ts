@@ -1,4 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { clock } from './clock.ts';
 import { fail } from './errors.ts';
 
 /**
@@ -46,5 +47,5 @@ function formatUuid(bytes: Buffer): string {
 }
 
 export function uuidV4(): string {
-  return randomUUID();
+  return clock().uuid();
 }

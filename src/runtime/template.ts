@@ -7,7 +7,7 @@
  * `partition`, `first_position`, `last_position`, `count`, `ext`.
  * Time- or run-dependent fields: `batch_start`, `batch_start_ms`, `seq`, `uuid`.
  */
-import { randomUUID } from 'node:crypto';
+import { clock } from '../expr/clock.ts';
 
 export const TEMPLATE_FIELDS = {
   partition: 'the records’ partition (set by a partition transform); `_` when none',
@@ -69,7 +69,7 @@ export function compileTemplate(source: string): CompiledTemplate {
       let out = '';
       for (let i = 0; i < parts.length; i++) {
         const f = names[i]!;
-        out += parts[i] + (f === 'uuid' ? randomUUID() : (values[f] ?? ''));
+        out += parts[i] + (f === 'uuid' ? clock().uuid() : (values[f] ?? ''));
       }
       return out + tail;
     },
