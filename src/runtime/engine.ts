@@ -4,9 +4,12 @@
  * failures to error outputs, flushes checkpoints, and stops cleanly.
  */
 import pino, { type Logger } from 'pino';
+import { clock } from '../expr/clock.ts';
 import type { PipelineSpec, StageSpec } from '../spec/validate.ts';
 import type {
   Batching,
+  PreviewContext,
+  PreviewWrite,
   RecordFailure,
   Sink,
   SinkBatch,
@@ -39,6 +42,25 @@ export interface RunOptions {
    * they failed in (a source's records go to its readers). Used to replay dead letters.
    */
   replay?: { stage: string; records: RecordInit[] };
+  /**
+   * Like `replay`, into several stages at once; sources named here emit the given records (and
+   * route `failed` to their error output) instead of reading their service (`sluice test`).
+   */
+  inject?: Injection[];
+  /** Sinks are built with their `preview` (network calls replaced by `capture`), not `create`. */
+  preview?: {
+    capture(sink: string, write: PreviewWrite): void;
+    partitions?: Readonly<Record<string, number>>;
+    tables?: PreviewContext['tables'];
+  };
+  /** Sees every batch a stage hands to an output (`stage` or `stage.errors`), dead letters included. */
+  tap?(output: string, records: readonly SluiceRecord[]): void;
+}
+
+export interface Injection {
+  stage: string;
+  records: RecordInit[];
+  failed?: { input: RecordInit; reason: string }[];
 }
 
 export interface RunResult {
@@ -109,6 +131,8 @@ export class Pipeline {
   private deadLettered = 0;
   /** Source batches handed downstream whose acks are not all in. */
   private unsettled = 0;
+  /** Records fed into stages instead of running the sources (replay, `sluice test`). */
+  private readonly injections: Injection[];
 
   constructor(spec: PipelineSpec, opts: RunOptions) {
     this.spec = spec;
@@ -119,6 +143,7 @@ export class Pipeline {
     this.metrics = opts.metrics ?? new MetricsRegistry(spec.name);
     this.store = opts.checkpointStore ?? new FileCheckpointStore(opts.stateDir, spec.name);
     this.deadLetters = new DeadLetterWriter(opts.stateDir, spec.name);
+    this.injections = opts.inject ?? (opts.replay ? [opts.replay] : []);
     this.build();
   }
 
@@ -149,7 +174,7 @@ export class Pipeline {
         continue;
       }
       // A replay feeds this stage's input as one more writer.
-      const input = new Channel(capacity, writersOf(s) + (this.opts.replay?.stage === s.name ? 1 : 0));
+      const input = new Channel(capacity, writersOf(s) + (this.injectionOf(s.name) ? 1 : 0));
       metrics.queueFill = () => input.fill;
       for (const from of s.from) {
         const list = this.readers.get(from) ?? [];
@@ -168,7 +193,7 @@ export class Pipeline {
           batching.max_bytes = Math.min(batching.max_bytes, policy.limits.max_bytes);
         this.sinks.push({
           spec: s,
-          sink: def.create(s.options as never, ctx),
+          sink: this.createSink(def, s, ctx),
           metrics,
           input,
           batching,
@@ -179,6 +204,22 @@ export class Pipeline {
         });
       }
     }
+  }
+
+  private injectionOf(stage: string): Injection | undefined {
+    return this.injections.find((i) => i.stage === stage);
+  }
+
+  private createSink(def: SinkDefinition, s: StageSpec, ctx: StageContext): Sink {
+    const preview = this.opts.preview;
+    if (!preview) return def.create(s.options as never, ctx);
+    if (!def.preview) throw new Error(`sink '${s.name}': type ${s.type} has no preview of its writes`);
+    return def.preview(s.options as never, {
+      ...ctx,
+      capture: (write) => preview.capture(s.name, write),
+      partitions: preview.partitions?.[s.name],
+      tables: preview.tables,
+    });
   }
 
   /** Stops the sources; what is in flight drains, sinks flush, checkpoints are written. */
@@ -257,16 +298,19 @@ export class Pipeline {
     };
   }
 
-  /** Feeds replayed records into the input of the transform or sink they failed in. */
+  /** Feeds replayed or injected records into the input of the transforms and sinks they name. */
   private async runReplay(): Promise<void> {
-    const replay = this.opts.replay;
-    const target = replay && [...this.transforms, ...this.sinks].find((n) => n.spec.name === replay.stage);
-    if (!replay || !target) return;
-    try {
-      await this.emitAll(replay.records, (batch) => target.input.push(batch));
-    } finally {
-      target.input.closeWriter();
-    }
+    await Promise.all(
+      [...this.transforms, ...this.sinks].map(async (target) => {
+        const injection = this.injectionOf(target.spec.name);
+        if (!injection) return;
+        try {
+          await this.emitAll(injection.records, (batch) => target.input.push(batch));
+        } finally {
+          target.input.closeWriter();
+        }
+      }),
+    );
   }
 
   /** Turns inits into records in source-sized batches, each with its ack group, and hands them on. */
@@ -363,10 +407,12 @@ export class Pipeline {
       },
     };
     try {
-      const replay = this.opts.replay;
-      if (!replay) await node.source.run(ctx);
-      else if (replay.stage === spec.name)
-        await this.emitAll(replay.records, (batch) => this.publish(spec.name, batch, metrics));
+      const injection = this.injectionOf(spec.name);
+      if (this.injections.length === 0) await node.source.run(ctx);
+      else if (injection) {
+        await this.emitAll(injection.records, (batch) => this.publish(spec.name, batch, metrics));
+        for (const f of injection.failed ?? []) await ctx.fail(f.input, f.reason);
+      }
     } catch (err) {
       if (!node.abort.signal.aborted) this.fail(`source '${spec.name}' failed: ${(err as Error).message}`);
     } finally {
@@ -523,9 +569,10 @@ export class Pipeline {
           buf = undefined;
         }
         if (buf === undefined) {
-          buf = { records: [], bytes: 0, startedAt: Date.now() };
+          buf = { records: [], bytes: 0, startedAt: clock().now() };
           buffers.set(key, buf);
-          buf.timer = setTimeout(() => flush(key), batching.max_age);
+          // Under a fixed clock time does not pass: buffers flush on size and at the end only.
+          if (!clock().fixed) buf.timer = setTimeout(() => flush(key), batching.max_age);
         }
         buf.records.push(r);
         buf.bytes += r.size;
@@ -647,6 +694,7 @@ export class Pipeline {
 
   /** Fans a batch out to every reader of `output`; each extra copy joins the record's ack group. */
   private async publish(output: string, batch: Batch, metrics: StageMetrics): Promise<void> {
+    this.opts.tap?.(output, batch);
     const channels = this.readers.get(output);
     if (!channels || channels.length === 0) {
       // Nobody reads this output (validation warned): the records are done here.
@@ -680,9 +728,13 @@ export class Pipeline {
       return;
     }
     const output = `${spec.name}.errors`;
-    const at = new Date().toISOString();
+    const at = new Date(clock().now()).toISOString();
     if (!this.readers.get(output)?.length) {
       const letters = failures.map(([r, reason]) => errorValue(spec.name, r, reason, at, DEAD_LETTER_LIMITS));
+      this.opts.tap?.(
+        output,
+        failures.map(([r], i) => ({ ...r, value: letters[i] })),
+      );
       this.logErrorOnce(spec, failures[0][0], failures[0][1]);
       try {
         await this.deadLetters.write(spec.name, letters);

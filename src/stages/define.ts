@@ -154,6 +154,14 @@ interface Common<K extends StageKind, P extends TProperties> {
 
 export interface SourceDefinition<P extends TProperties = TProperties> extends Common<'source', P> {
   create(options: Static<TObject<P>>, ctx: StageContext): Source;
+  /**
+   * Decodes raw payloads with the source's codec into what `run` would emit (records) or route to
+   * `<source>.errors` (failed), with the meta the source sets; no I/O (`sluice test`).
+   */
+  decode?(
+    options: Static<TObject<P>>,
+    raw: readonly RawInput[],
+  ): { records: RecordInit[]; failed: { input: RecordInit; reason: string }[] };
 }
 export interface TransformDefinition<P extends TProperties = TProperties> extends Common<'transform', P> {
   create(options: Static<TObject<P>>, ctx: StageContext): Transform;
@@ -161,6 +169,52 @@ export interface TransformDefinition<P extends TProperties = TProperties> extend
 export interface SinkDefinition<P extends TProperties = TProperties> extends Common<'sink', P> {
   batching: SinkBatchingPolicy | ((options: Static<TObject<P>>) => SinkBatchingPolicy);
   create(options: Static<TObject<P>>, ctx: StageContext): Sink;
+  /**
+   * The same sink with its network calls replaced by `ctx.capture` (`sluice test`): records are
+   * encoded, keyed, converted and rejected exactly as `create`'s sink does, and each write it
+   * would make is captured instead of sent.
+   */
+  preview?(options: Static<TObject<P>>, ctx: PreviewContext): Sink;
+}
+
+/** One write a sink would make, as `preview` captures it. */
+export type PreviewWrite =
+  | { kind: 'object'; key: string; body: Uint8Array; contentType: string; contentEncoding?: string }
+  | { kind: 'row'; table: string; row: Record<string, unknown> }
+  | {
+      kind: 'message';
+      value: Uint8Array;
+      topic?: string;
+      key?: string;
+      /** Kafka partition (murmur2 of the key over `partitions`), when keyed. */
+      partition?: number;
+      partition_key?: string;
+      headers?: Record<string, string>;
+      attributes?: Record<string, unknown>;
+      subject?: string;
+    }
+  | { kind: 'record'; value: unknown };
+
+export interface PreviewContext extends StageContext {
+  capture(write: PreviewWrite): void;
+  /** Partitions of the topic a Kafka sink writes to (default: `create_topic.partitions`, else 1). */
+  partitions?: number;
+  /** Columns (name → SQL type) of the tables a mysql sink without `columns` writes to. */
+  tables?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+// ---------------------------------------------------------------- sources
+
+/** A payload as a source receives it from its service, for `sluice test`. */
+export interface RawInput {
+  /** The bytes (Kafka value, Kinesis data, SNS notification body). */
+  data: Uint8Array;
+  key?: string;
+  headers?: Record<string, string>;
+  /** Source metadata to set or override (topic, partition, shard_id, …). */
+  meta?: Record<string, unknown>;
+  /** Index of the payload in its list: positions and offsets derive from it. */
+  index: number;
 }
 
 export type StageDefinition = SourceDefinition | TransformDefinition | SinkDefinition;

@@ -12,10 +12,16 @@
 import { join, normalize, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { writeAtomic } from '../../runtime/checkpoint.ts';
-import { encodeBatch, objectKey } from '../../runtime/objects.ts';
+import {
+  type Compression,
+  type EncodedObject,
+  encodeBatch,
+  type ObjectFormat,
+  objectKey,
+} from '../../runtime/objects.ts';
 import { compileTemplate } from '../../runtime/template.ts';
 import { Template } from '../../spec/types.ts';
-import { defineSink, StageError } from '../define.ts';
+import { defineSink, type Sink, StageError } from '../define.ts';
 
 export const fileSink = defineSink({
   type: 'file',
@@ -35,22 +41,36 @@ export const fileSink = defineSink({
     defaults: { max_records: 10_000, max_bytes: 8 * 1024 * 1024, max_age: 5_000 },
     byPartition: true,
   },
-  create(o, ctx) {
-    const template = compileTemplate(o.path);
-    const base = resolve(o.dir);
-    const format = o.format ?? 'ndjson';
-    const compression = o.compression ?? 'none';
-    return {
-      async write(batch) {
-        const encoded = encodeBatch(batch.records, { format, compression });
-        const target = resolve(join(base, normalize(objectKey(template, batch, encoded.ext))));
-        if (!target.startsWith(base + sep))
-          throw new StageError(`path escapes ${o.dir}: ${target}`, { retryable: false });
-        await writeAtomic(target, encoded.body);
-        ctx.metrics.count('files');
-        ctx.metrics.wrote(encoded.body.length);
-        return undefined;
-      },
-    };
-  },
+  create: (o, ctx) =>
+    fileWriter(o, async (target, encoded) => {
+      await writeAtomic(target, encoded.body);
+      ctx.metrics.count('files');
+      ctx.metrics.wrote(encoded.body.length);
+    }),
+  preview: (o, ctx) =>
+    fileWriter(o, async (_target, encoded, path) => {
+      ctx.capture({ kind: 'object', key: path, ...encoded });
+    }),
 });
+
+/** Encodes each batch and names its file; `put` writes it (or, in a preview, captures it). */
+function fileWriter(
+  o: { dir: string; path: string; format?: ObjectFormat; compression?: Compression },
+  put: (target: string, encoded: EncodedObject, path: string) => Promise<void>,
+): Sink {
+  const template = compileTemplate(o.path);
+  const base = resolve(o.dir);
+  const format = o.format ?? 'ndjson';
+  const compression = o.compression ?? 'none';
+  return {
+    async write(batch) {
+      const encoded = encodeBatch(batch.records, { format, compression });
+      const path = normalize(objectKey(template, batch, encoded.ext));
+      const target = resolve(join(base, path));
+      if (!target.startsWith(base + sep))
+        throw new StageError(`path escapes ${o.dir}: ${target}`, { retryable: false });
+      await put(target, encoded, path);
+      return undefined;
+    },
+  };
+}

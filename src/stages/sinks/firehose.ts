@@ -31,6 +31,7 @@ import {
 } from '../aws/startup.ts';
 import {
   defineSink,
+  type PreviewContext,
   type RecordFailure,
   type Sink,
   type SinkBatch,
@@ -71,6 +72,7 @@ export const firehoseSink = defineSink({
     limits: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_record_bytes: MAX_RECORD_BYTES },
   },
   create: (o, ctx) => new FirehoseSink(o, ctx),
+  preview: (o, ctx) => new FirehosePreview(o, ctx),
 });
 
 interface FirehoseEntry extends Entry {
@@ -168,7 +170,7 @@ export class FirehoseSink implements Sink {
     return failed.length > 0 ? { failed: failed.sort((a, b) => a.index - b.index) } : undefined;
   }
 
-  private async put(group: FirehoseEntry[]): Promise<RecordFailure[]> {
+  protected async put(group: FirehoseEntry[]): Promise<RecordFailure[]> {
     let results: PutRecordBatchResponseEntry[];
     try {
       const res = await this.client.send(
@@ -205,5 +207,19 @@ export class FirehoseSink implements Sink {
       });
     }
     return out;
+  }
+}
+
+/** The firehose sink with PutRecordBatch captured (`sluice test`): the bytes of each record. */
+class FirehosePreview extends FirehoseSink {
+  private readonly capture: PreviewContext['capture'];
+  constructor(o: Options, ctx: PreviewContext) {
+    super(o, ctx);
+    this.capture = ctx.capture;
+  }
+  override async open(): Promise<void> {}
+  protected override async put(group: FirehoseEntry[]): Promise<RecordFailure[]> {
+    for (const e of group) this.capture({ kind: 'message', value: e.data });
+    return [];
   }
 }

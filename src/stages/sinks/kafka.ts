@@ -27,6 +27,7 @@ import type { StageMetrics } from '../../runtime/metrics.ts';
 import { Expr, Size } from '../../spec/types.ts';
 import {
   defineSink,
+  type PreviewContext,
   type RecordFailure,
   type Sink,
   type SinkBatch,
@@ -148,6 +149,7 @@ export const kafkaSink = defineSink({
     ...(o.ordered === false ? {} : { maxInFlight: 1 }),
   }),
   create: (opts, ctx) => new KafkaSink(opts, ctx),
+  preview: (opts, ctx) => new KafkaPreview(opts, ctx),
 });
 
 interface Outgoing {
@@ -159,6 +161,8 @@ interface Outgoing {
 }
 
 export class KafkaSink implements Sink {
+  /** The client's murmur2 (Java clients' key hash), set by open() with the producer. */
+  protected hashKey: ((key: Buffer) => number) | undefined;
   private readonly opts: Options;
   private readonly log: Logger;
   private readonly metrics: StageMetrics;
@@ -167,8 +171,6 @@ export class KafkaSink implements Sink {
   private readonly keyExpr: CompiledExpr | undefined;
   private readonly headerExprs: [Buffer, CompiledExpr][];
   private producer: Producer | undefined;
-  /** The client's murmur2 (Java clients' key hash), set by open() with the producer. */
-  private hashKey: ((key: Buffer) => number) | undefined;
   /** Keyless records of one batch share a partition; batches rotate. */
   private rotation = 0;
 
@@ -275,9 +277,8 @@ export class KafkaSink implements Sink {
   }
 
   async write(batch: SinkBatch): Promise<WriteResult> {
-    const producer = this.producer;
     const hashKey = this.hashKey;
-    if (!producer || !hashKey) throw new StageError('kafka sink used before open()');
+    if (!hashKey) throw new StageError('kafka sink used before open()');
     const started = Date.now();
     const failed: RecordFailure[] = [];
     const messages: Indexed[] = [];
@@ -303,10 +304,10 @@ export class KafkaSink implements Sink {
     if (messages.length > 0) {
       const sticky = this.rotation++;
       const send = (group: Indexed[]) =>
-        producer.send({
-          messages: group.map((g) => g.message),
-          partitioner: (_m, key) => (key ? hashKey(key) & 0x7fffffff : sticky),
-        });
+        this.produce(
+          group.map((g) => g.message),
+          (key) => (key ? hashKey(key) & 0x7fffffff : sticky),
+        );
       try {
         await send(messages);
         sent = messages.length;
@@ -372,6 +373,13 @@ export class KafkaSink implements Sink {
     return sent;
   }
 
+  /** The only network call of a write: the messages, with the partition (before modulo) of each key. */
+  protected async produce(messages: Outgoing[], partitioner: (key?: Buffer) => number): Promise<void> {
+    const producer = this.producer;
+    if (!producer) throw new StageError('kafka sink used before open()');
+    await producer.send({ messages, partitioner: (_m, key) => partitioner(key) });
+  }
+
   private toMessage(r: SinkBatch['records'][number]): Outgoing {
     const meta = r.meta;
     const topic = this.topicExpr
@@ -409,6 +417,41 @@ export class KafkaSink implements Sink {
       ?.close()
       .catch((err: unknown) => this.log.warn({ err: kafkaErrorMessage(err) }, 'kafka producer close failed'));
   }
+}
+
+/**
+ * The kafka sink with the broker replaced (`sluice test`): messages are encoded, keyed and
+ * partitioned with the client's murmur2 over the topic's partitions, and captured.
+ */
+class KafkaPreview extends KafkaSink {
+  private readonly ctx: PreviewContext;
+  private readonly partitions: number;
+  constructor(opts: Options, ctx: PreviewContext) {
+    super(opts, ctx);
+    this.ctx = ctx;
+    this.partitions = ctx.partitions ?? opts.create_topic?.partitions ?? 1;
+  }
+  override async open(): Promise<void> {
+    const { murmur2 } = await import('../kafka/runtime.ts');
+    this.hashKey = murmur2;
+  }
+  protected override async produce(
+    messages: Outgoing[],
+    partitioner: (key?: Buffer) => number,
+  ): Promise<void> {
+    for (const m of messages) {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of m.headers ?? []) headers[k.toString('utf8')] = v.toString('utf8');
+      this.ctx.capture({
+        kind: 'message',
+        topic: m.topic,
+        value: m.value,
+        ...(m.key ? { key: m.key.toString('utf8'), partition: partitioner(m.key) % this.partitions } : {}),
+        ...(m.headers ? { headers } : {}),
+      });
+    }
+  }
+  override async close(): Promise<void> {}
 }
 
 /** A message and its record's index in the sink batch. */

@@ -42,6 +42,7 @@ import {
 } from '../aws/startup.ts';
 import {
   defineSink,
+  type PreviewContext,
   type RecordFailure,
   type Sink,
   type SinkBatch,
@@ -85,6 +86,7 @@ export const kinesisSink = defineSink({
     limits: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_record_bytes: MAX_RECORD_BYTES },
   },
   create: (o, ctx) => new KinesisSink(o, ctx),
+  preview: (o, ctx) => new KinesisPreview(o, ctx),
 });
 
 interface KinesisEntry extends Entry {
@@ -221,7 +223,7 @@ export class KinesisSink implements Sink {
   }
 
   /** One PutRecords call per group; returns the entries AWS did not accept. */
-  private async put(group: KinesisEntry[]): Promise<[KinesisEntry, string, boolean][]> {
+  protected async put(group: KinesisEntry[]): Promise<[KinesisEntry, string, boolean][]> {
     let results: PutRecordsResultEntry[];
     try {
       const res = await this.client.send(
@@ -302,5 +304,19 @@ export class KinesisSink implements Sink {
         await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2));
       }
     }
+  }
+}
+
+/** The kinesis sink with PutRecords captured (`sluice test`): data and partition key per record. */
+class KinesisPreview extends KinesisSink {
+  private readonly capture: PreviewContext['capture'];
+  constructor(o: Options, ctx: PreviewContext) {
+    super(o, ctx);
+    this.capture = ctx.capture;
+  }
+  override async open(): Promise<void> {}
+  protected override async put(group: KinesisEntry[]): Promise<[KinesisEntry, string, boolean][]> {
+    for (const e of group) this.capture({ kind: 'message', value: e.data, partition_key: e.key });
+    return [];
   }
 }

@@ -32,6 +32,7 @@ import { encodeProblem } from '../aws/put-batches.ts';
 import { type CheckTarget, cannotCheck, checkTarget, StartupCheckError } from '../aws/startup.ts';
 import {
   defineSink,
+  type PreviewContext,
   type RecordFailure,
   type Sink,
   type SinkBatch,
@@ -125,6 +126,7 @@ export const s3Sink = defineSink({
     });
     return new S3Sink(client, o, ctx);
   },
+  preview: (o, ctx) => new S3Preview(o, ctx),
 });
 
 export interface S3SinkOptions extends AwsStageOptions {
@@ -212,8 +214,7 @@ export class S3Sink implements Sink {
     }
     const key = objectKey(this.template, { ...batch, records }, encoded.ext);
     try {
-      if (encoded.body.length >= this.threshold) await this.multipart(key, encoded);
-      else await this.put(key, encoded);
+      await this.upload(key, encoded);
     } catch (e) {
       const reason = `s3://${this.bucket}/${key}: ${awsErrorText(e)}`;
       if (!isTransientAwsError(e) || failed.length === 0) {
@@ -228,6 +229,12 @@ export class S3Sink implements Sink {
       this.ctx.log.debug({ key, records: records.length, bytes: encoded.body.length }, 's3 object written');
     }
     return failed.length > 0 ? { failed: failed.sort((a, b) => a.index - b.index) } : undefined;
+  }
+
+  /** The only network call of a write: one PutObject, or a multipart upload for a large object. */
+  protected async upload(key: string, encoded: EncodedObject): Promise<void> {
+    if (encoded.body.length >= this.threshold) await this.multipart(key, encoded);
+    else await this.put(key, encoded);
   }
 
   private encode(records: SluiceRecord[]): EncodedObject {
@@ -286,6 +293,20 @@ export class S3Sink implements Sink {
 
   async close(): Promise<void> {
     this.client.destroy();
+  }
+}
+
+/** The S3 sink with its uploads captured: keys and bodies as they would be written. */
+class S3Preview extends S3Sink {
+  private readonly capture: PreviewContext['capture'];
+  constructor(o: S3SinkOptions, ctx: PreviewContext) {
+    // The client is never used: no request leaves a preview.
+    super(new S3Client({ region: 'us-east-1' }), o, ctx);
+    this.capture = ctx.capture;
+  }
+  override async open(): Promise<void> {}
+  protected override async upload(key: string, encoded: EncodedObject): Promise<void> {
+    this.capture({ kind: 'object', key, ...encoded });
   }
 }
 

@@ -32,6 +32,7 @@ import { encodeProblem } from '../aws/put-batches.ts';
 import { type CheckTarget, cannotCheck, checkTarget, StartupCheckError } from '../aws/startup.ts';
 import {
   defineSink,
+  type PreviewContext,
   type RecordFailure,
   type Sink,
   type SinkBatch,
@@ -108,6 +109,7 @@ export const snsSink = defineSink({
   create(o, ctx) {
     return new SnsSink(new SNSClient(awsClientConfig(o)), o, ctx);
   },
+  preview: (o, ctx) => new SnsPreview(o, ctx),
 });
 
 export interface SnsSinkOptions extends AwsStageOptions {
@@ -251,7 +253,7 @@ export class SnsSink implements Sink {
   }
 
   /** Sends one chunk; returns how many entries SNS accepted and adds the refused ones to `failed`. */
-  private async send(chunk: Entry[], failed: RecordFailure[]): Promise<number> {
+  protected async send(chunk: Entry[], failed: RecordFailure[]): Promise<number> {
     this.ctx.metrics.count('publish_requests');
     if (chunk.length === 1) {
       const { entry } = chunk[0];
@@ -372,4 +374,26 @@ function attribute(v: unknown): MessageAttributeValue | undefined {
 function requiredString(v: unknown, what: string): string {
   if (v === null || v === undefined || v === '') throw new Error(`${what} evaluated to nothing`);
   return String(v);
+}
+
+/** The sns sink with Publish captured (`sluice test`): message, subject and attributes per record. */
+class SnsPreview extends SnsSink {
+  private readonly capture: PreviewContext['capture'];
+  constructor(o: SnsSinkOptions, ctx: PreviewContext) {
+    // The client is never used: no request leaves a preview.
+    super(new SNSClient({ region: 'us-east-1' }), o, ctx);
+    this.capture = ctx.capture;
+  }
+  override async open(): Promise<void> {}
+  protected override async send(chunk: Entry[], _failed: RecordFailure[]): Promise<number> {
+    for (const { entry } of chunk) {
+      this.capture({
+        kind: 'message',
+        value: Buffer.from(entry.Message ?? '', 'utf8'),
+        ...(entry.Subject !== undefined ? { subject: entry.Subject } : {}),
+        ...(entry.MessageAttributes ? { attributes: { ...entry.MessageAttributes } } : {}),
+      });
+    }
+    return chunk.length;
+  }
 }

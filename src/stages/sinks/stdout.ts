@@ -24,6 +24,20 @@ export const stdoutSink = defineSink({
     ),
   }),
   batching: { defaults: { max_records: 500, max_bytes: 1024 * 1024, max_age: 50 } },
+  preview(o, ctx) {
+    const every = Math.max(1, Math.round(1 / (o.sample ?? 1)));
+    let n = 0;
+    return {
+      async write(batch) {
+        for (const r of batch.records) {
+          if (n++ % every !== 0) continue;
+          // Encoded as printed, so a value JSON cannot hold fails here as it would there.
+          ctx.capture({ kind: 'record', value: JSON.parse(JSON.stringify(r.value) ?? 'null') });
+        }
+        return undefined;
+      },
+    };
+  },
   create(o, ctx) {
     const pretty = o.format === 'pretty';
     const every = Math.max(1, Math.round(1 / (o.sample ?? 1)));

@@ -15,6 +15,7 @@ import type { EventEmitter } from 'node:events';
 import type { Message, MessagesStream } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
+import { clock } from '../../expr/clock.ts';
 import { ContiguousTracker } from '../../runtime/ack.ts';
 import {
   decodeJson,
@@ -142,6 +143,27 @@ export const kafkaSource = defineSource({
     }
   },
   create: (opts, ctx) => new KafkaSource(opts, ctx),
+  decode(opts, raw) {
+    const records: RecordInit[] = [];
+    const failed: { input: RecordInit; reason: string }[] = [];
+    const limits = inputLimits(opts);
+    for (const r of raw) {
+      // A payload as the consumer would hand it over: offsets count from 0 unless meta says.
+      const m: Decodable = {
+        topic: String(r.meta?.topic ?? opts.topics?.[0] ?? 'topic'),
+        partition: Number(r.meta?.partition ?? 0),
+        offset: BigInt(Number(r.meta?.offset ?? r.index)),
+        timestamp: BigInt(Number(r.meta?.timestamp ?? clock().now())),
+        key: r.key === undefined ? null : Buffer.from(r.key, 'utf8'),
+        value: Buffer.from(r.data),
+        headerEntries: Object.entries(r.headers ?? {}).map(([k, v]) => [Buffer.from(k), Buffer.from(v)]),
+      };
+      const decoded = decode(m, opts.codec ?? 'json', limits);
+      if (decoded.error !== undefined) failed.push({ input: decoded.record, reason: decoded.error });
+      else records.push(decoded.record);
+    }
+    return { records, failed };
+  },
 });
 
 const EMPTY_USER_DATA = Buffer.alloc(0);
@@ -585,8 +607,16 @@ export class KafkaSource implements Source {
   }
 }
 
+/** What decoding reads of a consumed message. */
+type Decodable = Pick<
+  Consumed,
+  'topic' | 'partition' | 'offset' | 'timestamp' | 'value' | 'headerEntries'
+> & {
+  key: Buffer | null;
+};
+
 function decode(
-  m: Consumed,
+  m: Decodable,
   codec: 'json' | 'text' | 'binary',
   limits: InputLimits,
 ): { record: RecordInit; error?: string } {

@@ -18,6 +18,7 @@ import {
   type ListShardsCommandOutput,
 } from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
+import { clock } from '../../expr/clock.ts';
 import { ContiguousTracker } from '../../runtime/ack.ts';
 import { checkpointPath } from '../../runtime/checkpoint.ts';
 import {
@@ -133,6 +134,55 @@ export const kinesisSource = defineSource({
     }
   },
   create: (o, ctx) => new KinesisSource(o, ctx),
+  decode(o, raw) {
+    const good: RecordInit[] = [];
+    const bad: { input: RecordInit; reason: string }[] = [];
+    for (const r of raw) {
+      // A record as GetRecords would return it: KPL aggregates are unpacked as `run` does.
+      const shard = String(r.meta?.shard_id ?? 'shardId-000000000000');
+      const seq = String(r.meta?.sequence_number ?? String(r.index + 1).padStart(20, '0'));
+      const arrival = new Date(clock().now()).toISOString();
+      const base = { stream: o.stream, shard_id: shard, sequence_number: seq, arrival_time: arrival };
+      const users = deaggregate(r.data);
+      if (users === undefined) {
+        const meta = { ...base, partition_key: r.key, ...r.meta };
+        decodeData(
+          o.codec ?? 'json',
+          inputLimits(o),
+          r.data,
+          meta,
+          r.key,
+          clock().now(),
+          `${shard}:${seq}`,
+          good,
+          bad,
+        );
+        continue;
+      }
+      users.forEach((u, i) => {
+        const meta: Record<string, unknown> = {
+          ...base,
+          sub_sequence_number: i,
+          partition_key: u.partitionKey,
+          ...r.meta,
+        };
+        if (u.explicitHashKey !== undefined) meta.explicit_hash_key = u.explicitHashKey;
+        const pos = i === users.length - 1 ? seq : `${seq}:${i}`;
+        decodeData(
+          o.codec ?? 'json',
+          inputLimits(o),
+          u.data,
+          meta,
+          u.partitionKey,
+          clock().now(),
+          `${shard}:${pos}`,
+          good,
+          bad,
+        );
+      });
+    }
+    return { records: good, failed: bad };
+  },
 });
 
 // ---------------------------------------------------------------- running
@@ -257,7 +307,6 @@ export class KinesisSource implements Source {
   /** Positions stored before this run began. */
   private loaded: Record<string, string> = {};
   private wake: (() => void) | undefined;
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   private readonly limits: InputLimits;
 
   constructor(o: Options, stage: StageContext) {
@@ -758,52 +807,68 @@ export class KinesisSource implements Source {
     good: RecordInit[],
     bad: { input: RecordInit; reason: string }[],
   ): void {
-    const codec = this.o.codec ?? 'json';
-    const where = `record ${meta.sequence_number} in shard ${meta.shard_id}`;
-    const max = this.limits.maxRecordBytes;
-    if (data.length > max) {
-      // Only the start goes to the error output, as text (lossy) or base64 for binary data.
-      // Enough bytes for the excerpt's characters whatever their width; binary keeps 1 KiB.
-      const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, 4096));
-      const value =
-        codec === 'binary' ? head.subarray(0, 1024).toString('base64') : excerpt(head.toString('utf8'));
-      const encoding = codec === 'binary' ? { data_encoding: 'base64' } : {};
-      bad.push({
-        input: { value, key, time, position, meta: { ...meta, ...encoding }, size: data.length },
-        reason: `${where}: ${tooLargeReason(data.length, max)}`,
-      });
-      return;
-    }
-    if (codec === 'binary') {
-      good.push({ value: data, key, time, position, meta, size: data.length });
-      return;
-    }
-    let text: string;
-    try {
-      text = this.utf8.decode(data);
-    } catch {
-      const value = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
-      bad.push({
-        input: { value, key, time, position, meta: { ...meta, data_encoding: 'base64' }, size: data.length },
-        reason: `record ${meta.sequence_number} in shard ${meta.shard_id} is not valid UTF-8`,
-      });
-      return;
-    }
-    if (codec === 'text') {
-      good.push({ value: text, key, time, position, meta, size: data.length });
-      return;
-    }
-    const decoded = decodeJson(text, this.limits, data.length);
-    if (decoded.ok) {
-      good.push({ value: decoded.value, key, time, position, meta, size: data.length });
-      return;
-    }
-    bad.push({
-      input: { value: text, key, time, position, meta, size: data.length },
-      reason:
-        decoded.kind === 'malformed'
-          ? `${where} is not JSON: ${decoded.detail}`
-          : `${where}: ${decoded.reason}`,
-    });
+    decodeData(this.o.codec ?? 'json', this.limits, data, meta, key, time, position, good, bad);
   }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes one record's data with the source's codec into a record or a failure (the same for live reads and `sluice test`). */
+function decodeData(
+  codec: 'json' | 'text' | 'binary',
+  limits: InputLimits,
+  data: Uint8Array,
+  meta: Record<string, unknown>,
+  key: string | undefined,
+  time: number | undefined,
+  position: string,
+  good: RecordInit[],
+  bad: { input: RecordInit; reason: string }[],
+): void {
+  const where = `record ${meta.sequence_number} in shard ${meta.shard_id}`;
+  const max = limits.maxRecordBytes;
+  if (data.length > max) {
+    // Only the start goes to the error output, as text (lossy) or base64 for binary data.
+    // Enough bytes for the excerpt's characters whatever their width; binary keeps 1 KiB.
+    const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, 4096));
+    const value =
+      codec === 'binary' ? head.subarray(0, 1024).toString('base64') : excerpt(head.toString('utf8'));
+    const encoding = codec === 'binary' ? { data_encoding: 'base64' } : {};
+    bad.push({
+      input: { value, key, time, position, meta: { ...meta, ...encoding }, size: data.length },
+      reason: `${where}: ${tooLargeReason(data.length, max)}`,
+    });
+    return;
+  }
+  if (codec === 'binary') {
+    good.push({ value: data, key, time, position, meta, size: data.length });
+    return;
+  }
+  let text: string;
+  try {
+    text = UTF8.decode(data);
+  } catch {
+    const value = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+    bad.push({
+      input: { value, key, time, position, meta: { ...meta, data_encoding: 'base64' }, size: data.length },
+      reason: `record ${meta.sequence_number} in shard ${meta.shard_id} is not valid UTF-8`,
+    });
+    return;
+  }
+  if (codec === 'text') {
+    good.push({ value: text, key, time, position, meta, size: data.length });
+    return;
+  }
+  const decoded = decodeJson(text, limits, data.length);
+  if (decoded.ok) {
+    good.push({ value: decoded.value, key, time, position, meta, size: data.length });
+    return;
+  }
+  bad.push({
+    input: { value: text, key, time, position, meta, size: data.length },
+    reason:
+      decoded.kind === 'malformed'
+        ? `${where} is not JSON: ${decoded.detail}`
+        : `${where}: ${decoded.reason}`,
+  });
 }

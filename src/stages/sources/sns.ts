@@ -183,6 +183,33 @@ export const snsSource = defineSource({
   create(o, ctx) {
     return new SnsHttpSource(o, ctx);
   },
+  // Notification bodies as SNS posts them; signatures are not checked (test payloads are unsigned).
+  decode(o, raw) {
+    const records: RecordInit[] = [];
+    const failed: { input: RecordInit; reason: string }[] = [];
+    for (const r of raw) {
+      let m: SnsEnvelope;
+      try {
+        m = parseEnvelope(Buffer.from(r.data));
+      } catch (err) {
+        failed.push({
+          input: { value: Buffer.from(r.data).toString('utf8') },
+          reason: (err as Error).message,
+        });
+        continue;
+      }
+      const { record, failure } = notificationRecord(
+        m,
+        r.data.length,
+        o.codec,
+        o.max_depth ?? DEFAULT_MAX_DEPTH,
+      );
+      if (r.meta) record.meta = { ...record.meta, ...r.meta };
+      if (failure === undefined) records.push(record);
+      else failed.push({ input: record, reason: failure });
+    }
+    return { records, failed };
+  },
 });
 
 export interface SnsSourceOptions {
@@ -523,41 +550,7 @@ export class SnsHttpSource implements Source {
     res: ServerResponse,
     sc: SourceContext,
   ): Promise<void> {
-    const meta: Record<string, unknown> = {
-      message_id: m.MessageId,
-      topic_arn: m.TopicArn,
-      timestamp: m.Timestamp,
-    };
-    if (m.Subject !== undefined) meta.subject = m.Subject;
-    if (m.MessageAttributes) {
-      // Attributes are not covered by the signature: keep string values only, so nothing
-      // arbitrary (or arbitrarily deep) rides along in the record's metadata.
-      const attributes: Record<string, string> = {};
-      for (const [k, v] of Object.entries(m.MessageAttributes)) {
-        if (typeof v?.Value === 'string') attributes[k] = v.Value;
-      }
-      meta.attributes = attributes;
-    }
-    const time = Date.parse(m.Timestamp);
-    const base = { meta, position: m.MessageId, size: bytes, time: Number.isNaN(time) ? undefined : time };
-    let value: unknown = m.Message;
-    let failure: string | undefined;
-    if (this.o.codec !== 'text') {
-      try {
-        value = JSON.parse(m.Message);
-      } catch (e) {
-        failure = `message is not JSON: ${(e as Error).message}`;
-      }
-      // The body's size is bounded by max_body; its depth is checked here.
-      if (
-        failure === undefined &&
-        !fewBrackets(m.Message, this.maxDepth) &&
-        deeperThan(value, this.maxDepth)
-      ) {
-        failure = `message ${m.MessageId}: ${tooDeepReason(this.maxDepth)}`;
-        value = m.Message;
-      }
-    }
+    const { record, failure } = notificationRecord(m, bytes, this.o.codec, this.maxDepth);
 
     // Settled by the first of: the ack, the request deadline, or a full pipeline.
     let answered = false;
@@ -579,7 +572,6 @@ export class SnsHttpSource implements Source {
     }, this.requestTimeout);
     res.on('close', () => clearTimeout(deadline));
 
-    const record: RecordInit = { ...base, value };
     const emitted = failure === undefined ? sc.emit([record], onAck) : sc.fail(record, failure, onAck);
     this.pendingEmits.add(emitted);
     const settled = emitted.finally(() => this.pendingEmits.delete(emitted));
@@ -677,6 +669,47 @@ function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise
     req.on('error', onError);
     req.on('aborted', onAborted);
   });
+}
+
+/** The record a notification becomes, or the reason it goes to the error output (live and `sluice test`). */
+function notificationRecord(
+  m: SnsEnvelope,
+  bytes: number,
+  codec: 'json' | 'text' | undefined,
+  maxDepth: number,
+): { record: RecordInit; failure?: string } {
+  const meta: Record<string, unknown> = {
+    message_id: m.MessageId,
+    topic_arn: m.TopicArn,
+    timestamp: m.Timestamp,
+  };
+  if (m.Subject !== undefined) meta.subject = m.Subject;
+  if (m.MessageAttributes) {
+    // Attributes are not covered by the signature: keep string values only, so nothing
+    // arbitrary (or arbitrarily deep) rides along in the record's metadata.
+    const attributes: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.MessageAttributes)) {
+      if (typeof v?.Value === 'string') attributes[k] = v.Value;
+    }
+    meta.attributes = attributes;
+  }
+  const time = Date.parse(m.Timestamp);
+  const base = { meta, position: m.MessageId, size: bytes, time: Number.isNaN(time) ? undefined : time };
+  let value: unknown = m.Message;
+  let failure: string | undefined;
+  if (codec !== 'text') {
+    try {
+      value = JSON.parse(m.Message);
+    } catch (e) {
+      failure = `message is not JSON: ${(e as Error).message}`;
+    }
+    // The body's size is bounded by max_body; its depth is checked here.
+    if (failure === undefined && !fewBrackets(m.Message, maxDepth) && deeperThan(value, maxDepth)) {
+      failure = `message ${m.MessageId}: ${tooDeepReason(maxDepth)}`;
+      value = m.Message;
+    }
+  }
+  return { record: { ...base, value }, failure };
 }
 
 function parseEnvelope(body: Buffer): SnsEnvelope {

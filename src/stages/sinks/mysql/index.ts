@@ -31,7 +31,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Duration, EnvSecret } from '../../../spec/types.ts';
 import { defineSink } from '../../define.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
-import { MysqlSink } from './sink.ts';
+import { MysqlPreview, MysqlSink } from './sink.ts';
 import { candidateTables } from './table.ts';
 
 export { targetOf, withDeadline } from './connection.ts';
@@ -150,4 +150,5 @@ export const mysqlSink = defineSink({
   },
   batching: { defaults: { max_records: 1000, max_bytes: 4 * 1024 * 1024, max_age: 200 } },
   create: (opts, ctx) => new MysqlSink(opts, ctx),
+  preview: (opts, ctx) => new MysqlPreview(opts, ctx),
 });

@@ -3,6 +3,7 @@ import type { Pool, PoolConnection } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { StageMetrics } from '../../../runtime/metrics.ts';
 import {
+  type PreviewContext,
   type RecordFailure,
   type Sink,
   type SinkBatch,
@@ -32,13 +33,13 @@ import {
 const MAX_PLACEHOLDERS = 65_535;
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-interface Column {
+export interface Column {
   name: string;
   kind: Kind;
 }
 
 /** One record's statement parameters, in column order, and its index in the batch. */
-interface Row {
+export interface Row {
   index: number;
   params: SqlParam[];
 }
@@ -49,7 +50,7 @@ interface Candidate {
 }
 
 export class MysqlSink implements Sink {
-  private readonly opts: Options;
+  protected readonly opts: Options;
   private readonly log: Logger;
   private readonly metrics: StageMetrics;
   private readonly timeoutMs: number;
@@ -59,7 +60,7 @@ export class MysqlSink implements Sink {
   private table: TableRef;
   private tableSql = '';
   /** How messages name the table, with its database. */
-  private tableName = '';
+  protected tableName = '';
   /** Table columns by name, in table order (only those we write when `columns` is given). */
   private columns = new Map<string, Column>();
   private keyColumns: string[] = [];
@@ -158,7 +159,7 @@ export class MysqlSink implements Sink {
     this.tableName = displayTable(this.table, urlDatabase);
   }
 
-  private readColumns(existing: Map<string, ColumnInfo>): void {
+  protected readColumns(existing: Map<string, ColumnInfo>): void {
     const o = this.opts;
     if (o.columns) {
       const missing = Object.keys(o.columns).filter((c) => !existing.has(c));
@@ -203,10 +204,7 @@ export class MysqlSink implements Sink {
     const pool = this.pool;
     if (!pool) throw new StageError('mysql sink used before open()');
     const started = Date.now();
-    const failed: RecordFailure[] = [];
-    const candidates = this.objectsOf(batch, failed);
-    const columns = this.columnsOf(candidates, failed);
-    const rows = this.rowsOf(candidates, columns, failed);
+    const { failed, columns, rows } = this.prepare(batch);
     if (rows.length === 0) return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
 
     const conn = await this.acquire(pool);
@@ -228,6 +226,15 @@ export class MysqlSink implements Sink {
     this.metrics.count('rows', rows.length - (failed.length - rejectedBefore));
     this.metrics.batchTook(Date.now() - started);
     return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+  }
+
+  /** The rows a batch writes, converted for their columns; the records that cannot be rows fail alone. */
+  protected prepare(batch: SinkBatch): { failed: RecordFailure[]; columns: Column[]; rows: Row[] } {
+    const failed: RecordFailure[] = [];
+    const candidates = this.objectsOf(batch, failed);
+    const columns = this.columnsOf(candidates, failed);
+    const rows = this.rowsOf(candidates, columns, failed);
+    return { failed, columns, rows };
   }
 
   /** The records whose value is an object; the others fail alone. */
@@ -387,4 +394,44 @@ function conversionReason(err: unknown): string {
 
 function byIndex(failed: RecordFailure[]): RecordFailure[] {
   return failed.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * The mysql sink with its database replaced (`sluice test`): columns come from `columns` or the
+ * test's `tables`, and each row is captured as the statement would bind it, after conversion.
+ */
+export class MysqlPreview extends MysqlSink {
+  private readonly ctx: PreviewContext;
+  constructor(opts: Options, ctx: PreviewContext) {
+    super(opts, ctx);
+    this.ctx = ctx;
+  }
+
+  override async open(): Promise<void> {
+    const o = this.opts;
+    const declared = o.columns ?? this.ctx.tables?.[o.table];
+    if (!declared) {
+      throw new Error(
+        `mysql: the columns of table ${o.table} are unknown without a database: give \`columns\` in the spec or \`tables: { ${o.table}: { column: TYPE } }\` in the test`,
+      );
+    }
+    const key = new Set(o.key ?? []);
+    this.tableName = o.table;
+    this.readColumns(new Map(Object.entries(declared).map(([c, type]) => [c, { type, key: key.has(c) }])));
+  }
+
+  override async write(batch: SinkBatch): Promise<WriteResult> {
+    const { failed, columns, rows } = this.prepare(batch);
+    for (const r of rows) {
+      const row: Record<string, unknown> = {};
+      for (let c = 0; c < columns.length; c++) {
+        const p = r.params[c];
+        row[columns[c].name] = Buffer.isBuffer(p) ? p.toString('utf8') : p;
+      }
+      this.ctx.capture({ kind: 'row', table: this.opts.table, row });
+    }
+    return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+  }
+
+  override async close(): Promise<void> {}
 }
