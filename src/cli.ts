@@ -3,16 +3,19 @@ import { glob, readFile } from 'node:fs/promises';
 /** sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes. */
 import { Command, Option } from 'commander';
 import { type DeadLetterFlags, deadLetterList, deadLetterReplay } from './cli/dead-letter.ts';
+import { evalCommand } from './cli/eval.ts';
 import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
 import { runCommand } from './cli/run.ts';
 import { StateUsageError, stateReset, stateShow } from './cli/state.ts';
+import { type TestFlags, testCommand } from './cli/test.ts';
 import { topCommand } from './cli/top.ts';
 import { DEFAULT_HTTP_ADDRESS } from './runtime/http.ts';
 import { hasErrors } from './spec/diagnostics.ts';
 import { PluginError, stagesWith, validate } from './spec/plugins.ts';
 import { pipelineJsonSchema } from './spec/schema.ts';
 import { parseDuration } from './spec/units.ts';
+import { isTestFile, loadTest } from './testing/load.ts';
 
 const EXIT_INVALID = 1;
 const EXIT_USAGE = 2;
@@ -55,7 +58,9 @@ async function validateCommand(
       );
     }
     sources.set(file, text);
-    all.push(...(await validate(file, { text, plugins: opts.plugin })).diagnostics);
+    // Test files live beside the specs (pipelines/*.test.yaml): checked against their own schema.
+    if (isTestFile(file)) all.push(...loadTest(file, text).diagnostics);
+    else all.push(...(await validate(file, { text, plugins: opts.plugin })).diagnostics);
   }
   const out =
     opts.format === 'json'
@@ -235,6 +240,41 @@ export function program(): Command {
       const code = await deadLetterReplay(file, opts);
       await flushStd();
       process.exit(code);
+    });
+
+  cmd
+    .command('test')
+    .description(
+      'Run pipeline test files (<spec>.test.yaml): records into the sources, the real transforms and sink encoders, no service; each case against its expectations',
+    )
+    .argument('<files...>', "test files or globs ('pipelines/*.test.yaml')")
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['human', 'github']).default('human'),
+    )
+    .option('--update', 'write what a case produces into each case whose `expect` is absent or empty')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 every case passed (or was written), 1 a case failed or a file is invalid, 2 usage.',
+    )
+    .action(async (patterns: string[], opts: TestFlags) => {
+      const code = await testCommand(await expandArgs(patterns), opts);
+      await flushStd();
+      process.exit(code);
+    });
+
+  cmd
+    .command('eval')
+    .description(
+      'Evaluate one CEL expression against one record: prints the value and its CEL type, or the error',
+    )
+    .argument('<expr>', "the expression, e.g. 'peso_medio * 0.025 * quantidade_animais'")
+    .option('--record <json>', 'the record, as JSON', '{}')
+    .option('--meta <json>', 'the source metadata (meta.*), as JSON')
+    .action((expr: string, opts: { record?: string; meta?: string }) => {
+      const out = evalCommand(expr, opts);
+      process.stdout.write(out.stdout);
+      process.stderr.write(out.stderr);
+      process.exitCode = out.code;
     });
 
   pluginOption(cmd.command('schema'))

@@ -18,7 +18,7 @@ const root = join(import.meta.dirname, '..', '..');
 const fixtures = join(import.meta.dirname, 'fixtures');
 const seeds: { name: string; text: string }[] = [
   ...readdirSync(join(root, 'pipelines'))
-    .filter((f) => /\.ya?ml$/.test(f))
+    .filter((f) => /\.ya?ml$/.test(f) && !/\.test\.ya?ml$/.test(f))
     .map((f) => ({ name: `pipelines/${f}`, text: readFileSync(join(root, 'pipelines', f), 'utf8') })),
   ...readdirSync(fixtures)
     .filter((f) => /\.ya?ml$/.test(f))

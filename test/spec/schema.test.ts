@@ -14,8 +14,9 @@ import { definitions } from '../../src/stages/registry.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const schemaFile = join(root, 'schemas', 'pipeline.schema.json');
+// Test files (<spec>.test.yaml) sit beside the specs and have their own schema.
 const pipelines = readdirSync(join(root, 'pipelines'))
-  .filter((f) => /\.ya?ml$/.test(f))
+  .filter((f) => /\.ya?ml$/.test(f) && !/\.test\.ya?ml$/.test(f))
   .sort();
 
 /** No variable set: every pipeline must run on its defaults. */
