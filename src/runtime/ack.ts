@@ -10,6 +10,7 @@ export class AckGroup {
   private failure: Error | undefined;
   private readonly onSettle: AckCallback | undefined;
   private failureListeners: (() => void)[] | undefined;
+  private successListeners: (() => void)[] | undefined;
 
   constructor(count: number, onSettle?: AckCallback) {
     this.pending = count;
@@ -40,12 +41,19 @@ export class AckGroup {
     this.failureListeners.push(fn);
   }
 
+  /** Runs `fn` if the group settles with every copy delivered (dedup stores make their keys durable). */
+  onSuccess(fn: () => void): void {
+    if (!this.successListeners) this.successListeners = [];
+    this.successListeners.push(fn);
+  }
+
   get settled(): boolean {
     return this.pending <= 0;
   }
 
   private settle(): void {
     if (this.failure && this.failureListeners) for (const fn of this.failureListeners) fn();
+    if (!this.failure && this.successListeners) for (const fn of this.successListeners) fn();
     this.onSettle?.(this.failure);
   }
 }

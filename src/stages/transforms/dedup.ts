@@ -2,13 +2,18 @@
  * `dedup`: removes records whose key was seen within `ttl`. Memory is bounded by `max_keys`
  * (least recently used keys go first). Duplicates are acked at once and counted, never
  * silently gone. A key whose first record fails downstream is forgotten again, so the
- * redelivery of that record is not mistaken for a duplicate (at-least-once holds).
+ * redelivery of that record is not mistaken for a duplicate (at-least-once holds). `store`
+ * chooses where keys live (dedup/store.ts): this process's memory, a file in the state
+ * directory, or a DynamoDB table shared by every instance.
  */
 import { Type } from '@sinclair/typebox';
 import { compile } from '../../expr/index.ts';
 import type { AckGroup } from '../../runtime/ack.ts';
+import type { SluiceRecord } from '../../runtime/record.ts';
 import { Duration, Expr } from '../../spec/types.ts';
-import { defineTransform } from '../define.ts';
+import { defineTransform, type TransformOutput } from '../define.ts';
+import { openStore, STORE_FLUSH_INTERVAL, StoreOptions } from './dedup/open.ts';
+import type { DedupStore } from './dedup/store.ts';
 
 /** Rough bytes per remembered key beyond the key text (Map entry, timestamp, bookkeeping). */
 const BYTES_PER_KEY = 96;
@@ -31,6 +36,7 @@ export const dedupTransform = defineTransform({
         description: 'Memory bound; least recently used keys go first',
       }),
     ),
+    ...StoreOptions,
   }),
   check(o, report) {
     const keys = o.max_keys ?? 1_000_000;
@@ -43,16 +49,27 @@ export const dedupTransform = defineTransform({
       );
     }
     if (o.ttl !== undefined && o.ttl <= 0) report(['ttl'], 'dedup-memory', 'ttl must be longer than zero');
+    if (o.store === 'dynamodb' && !o.dynamodb)
+      report(['dynamodb'], 'schema-value', 'store: dynamodb needs dynamodb: { table: <name> }');
   },
-  create(o) {
+  create(o, ctx) {
     const key = compile(o.key);
-    const cache = new LruTtl(o.max_keys ?? 1_000_000, o.ttl ?? 86_400_000);
+    const ttl = o.ttl ?? 86_400_000;
+    const maxKeys = o.max_keys ?? 1_000_000;
+    const store = openStore(o, ctx, new LruTtl(maxKeys, ttl), { ttl, maxKeys });
+    let timer: NodeJS.Timeout | undefined;
     return {
       process(records, out) {
+        if (store.flush && !timer) {
+          timer = setInterval(() => {
+            store
+              .flush?.()
+              .catch((err) => ctx.log.warn({ err }, 'dedup: writing seen keys failed; will retry'));
+          }, STORE_FLUSH_INTERVAL).unref();
+        }
         const now = Date.now();
-        // Keys passed on, per ack group (usually one per batch): forgotten if the group fails.
-        let group: AckGroup | undefined;
-        let passed: string[] = [];
+        const keyed: SluiceRecord[] = [];
+        const keys: string[] = [];
         for (const r of records) {
           let k: unknown;
           try {
@@ -61,28 +78,52 @@ export const dedupTransform = defineTransform({
             out.fail(r, `key: ${(err as Error).message}`);
             continue;
           }
-          const text = typeof k === 'string' ? k : keyText(k);
-          if (cache.seen(text, now)) {
-            out.duplicate(r);
-            continue;
-          }
-          cache.remember(text, now);
-          // Forget the key if this record never becomes durable, so its redelivery passes.
-          if (r.ack !== group) {
-            group = r.ack;
-            const keys: string[] = [];
-            passed = keys;
-            group.onFailure(() => {
-              for (const k of keys) cache.forget(k);
-            });
-          }
-          passed.push(text);
-          out.push(r);
+          keyed.push(r);
+          keys.push(typeof k === 'string' ? k : keyText(k));
         }
+        const fresh = store.claim(keys, now);
+        if (Array.isArray(fresh)) route(store, keyed, keys, fresh, out);
+        else return fresh.then((f) => route(store, keyed, keys, f, out));
+      },
+      async close() {
+        clearInterval(timer);
+        await store.close?.();
       },
     };
   },
 });
+
+/**
+ * Passes the records whose key was fresh and marks the others duplicates. The keys passed on are
+ * confirmed when their ack group (usually one per source batch) is delivered, and forgotten if it
+ * fails, so the redelivery of a failed record passes.
+ */
+function route(
+  store: DedupStore,
+  records: SluiceRecord[],
+  keys: string[],
+  fresh: boolean[],
+  out: TransformOutput,
+): void {
+  let group: AckGroup | undefined;
+  let passed: string[] = [];
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    if (!fresh[i]) {
+      out.duplicate(r);
+      continue;
+    }
+    if (r.ack !== group) {
+      group = r.ack;
+      const groupKeys: string[] = [];
+      passed = groupKeys;
+      group.onFailure(() => store.forget(groupKeys));
+      group.onSuccess(() => store.confirm(groupKeys, Date.now()));
+    }
+    passed.push(keys[i]);
+    out.push(r);
+  }
+}
 
 /** Text of a non-string key; CEL ints beyond 2^53 arrive as bigints, which JSON.stringify rejects. */
 function keyText(k: unknown): string {
