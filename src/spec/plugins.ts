@@ -182,6 +182,8 @@ async function specPlugins(
   env: Readonly<Record<string, string | undefined>>,
   known: StageDefinition[],
 ): Promise<{ stages: StageDefinition[]; diagnostics: Diagnostic[] }> {
+  // Most specs name no plugin: spare them a second parse.
+  if (!text.includes('plugins')) return { stages: known, diagnostics: [] };
   const loaded = loadSpec(file, text, env);
   const list = isObj(loaded.value) ? loaded.value.plugins : undefined;
   const diagnostics: Diagnostic[] = [];
