@@ -30,7 +30,7 @@ export function toPlain(v: unknown): unknown {
 
 function objectToPlain(v: object): unknown {
   if (Array.isArray(v)) return arrayToPlain(v);
-  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Date) return isoText(v);
   if (ArrayBuffer.isView(v)) return v;
   if (v instanceof Map) {
     const out: Record<string, unknown> = {};
@@ -45,6 +45,21 @@ function objectToPlain(v: object): unknown {
   if (proto === Object.prototype || proto === null) return recordToPlain(v as Record<string, unknown>);
   // CEL type values (`type(x)`) and anything exotic: their text form.
   return String(v);
+}
+
+// now() gives one Date per batch: its text is made once, not once per record.
+let lastDate: Date | undefined;
+let lastTime = Number.NaN;
+let lastIso = '';
+
+function isoText(d: Date): string {
+  const t = d.getTime();
+  if (d !== lastDate || t !== lastTime) {
+    lastIso = d.toISOString();
+    lastDate = d;
+    lastTime = t;
+  }
+  return lastIso;
 }
 
 function arrayToPlain(a: unknown[]): unknown[] {

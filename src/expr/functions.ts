@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import type { ASTNode, RegisteredFunctionHandler } from '@marcbachmann/cel-js';
 import { EvaluationError } from '@marcbachmann/cel-js';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
-import { clock } from './clock.ts';
+import { currentTime } from './batch.ts';
 import { toPlain } from './convert.ts';
 import { fail } from './errors.ts';
-import { formatTime, parseIso, parseWithFormat, toDate } from './time.ts';
+import { formatIsoText, formatTime, parseIso, parseWithFormat, toDate } from './time.ts';
 import { uuidV4, uuidV5 } from './uuid.ts';
 
 export interface FunctionDoc {
@@ -109,12 +109,34 @@ export function toStringValue(v: unknown): string {
   return JSON.stringify(toPlain(v), (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
 }
 
-function roundTo(x: number, digits: number): number {
+/**
+ * Rounds half away from zero at `digits` decimals as the decimal text of `x` reads: round(1.005, 2)
+ * is 1.01 although the double nearest 1.005 lies just below it. In doubles, `x * 10^digits` is
+ * off the exact decimal shift by an ulp or two at most, which changes the rounding only when it
+ * lands next to a tie: those cases (and large shifts) take the exact path through the text.
+ */
+export function roundTo(x: number, digits: number): number {
   if (!Number.isFinite(x) || digits > 20) return x;
   const sign = x < 0 ? -1 : 1;
   const abs = Math.abs(x);
   if (digits === 0) return sign * Math.round(abs);
-  // Shift through the decimal text so that round(1.005, 2) is 1.01, not 1.00.
+  if (digits > 0 && digits <= 15) {
+    const f = POWERS[digits];
+    const shifted = abs * f;
+    // Below 1e9 two ulps are under 3e-7, far inside the margin kept around the tie.
+    if (shifted < 1e9) {
+      const frac = shifted - Math.floor(shifted);
+      // Division of two exact integers by IEEE rounding gives the double nearest the decimal.
+      if (Math.abs(frac - 0.5) > 1e-6) return (sign * Math.round(shifted)) / f;
+    }
+  }
+  return roundThroughText(abs, sign, digits);
+}
+
+const POWERS = Array.from({ length: 16 }, (_, i) => 10 ** i);
+
+/** The reference rounding: shift and unshift through the decimal text. */
+export function roundThroughText(abs: number, sign: number, digits: number): number {
   const shifted = Number(`${abs}e${digits}`);
   if (Number.isFinite(shifted)) return sign * Number(`${Math.round(shifted)}e${-digits}`);
   const f = 10 ** digits;
@@ -135,6 +157,10 @@ function sha256(data: string | Uint8Array): string {
 }
 
 function formatFn(ts: unknown, format: string, tz?: string): string {
+  if (typeof ts === 'string') {
+    const text = formatIsoText(ts, format, tz);
+    if (text !== undefined) return text;
+  }
   return formatTime(toDate(ts, 'format_time'), format, tz);
 }
 
@@ -207,10 +233,11 @@ export const FUNCTIONS: FunctionDef[] = [
     name: 'now',
     signature: 'now() -> timestamp',
     description:
-      'The current time as a CEL timestamp. Works with format_time(), timestamp arithmetic ' +
-      '(now() - duration("1h")) and comparisons; in output records it becomes an ISO-8601 string.',
+      'The current time as a CEL timestamp, read once per batch: every record of a batch gets ' +
+      'the same instant. Works with format_time(), timestamp arithmetic (now() - duration("1h")) ' +
+      'and comparisons; in output records it becomes an ISO-8601 string.',
     example: 'format_time(now(), "yyyy-MM-dd HH:mm:ss")',
-    overloads: [{ sig: `now(): ${TS}`, fn: () => new Date(clock().now()) }],
+    overloads: [{ sig: `now(): ${TS}`, fn: currentTime }],
   },
   {
     name: 'format_time',

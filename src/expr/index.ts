@@ -6,11 +6,13 @@
 
 import type { ASTNode, ParseResult } from '@marcbachmann/cel-js';
 import { TypeError as CelTypeError, EvaluationError, ParseError } from '@marcbachmann/cel-js';
+import { type Closure, ClosureCompiler, type EvalScope, type Evaluator } from './closure.ts';
 import { toPlain } from './convert.ts';
 import { createEnvironment } from './environment.ts';
 import { ExprError, ExprEvalError, tidyMessage } from './errors.ts';
 import { BUILTIN_DOCS, FUNCTIONS, type FunctionDoc } from './functions.ts';
 
+export { inBatch } from './batch.ts';
 export { ExprError, ExprEvalError } from './errors.ts';
 export { SLUICE_NAMESPACE } from './uuid.ts';
 
@@ -25,6 +27,14 @@ export interface CompiledExpr {
    * objects. Throws ExprEvalError (e.g. "no such field 'x'") when the record cannot be evaluated.
    */
   evaluate(value: unknown, meta?: Meta): unknown;
+}
+
+/** How an expression is evaluated: compiled to closures (the default), or by the library's interpreter. */
+export type ExprEngine = 'compiled' | 'interpreter';
+
+export interface CompileOptions {
+  /** The interpreter is the reference the compiled closures are tested against. */
+  engine?: ExprEngine;
 }
 
 const env = createEnvironment();
@@ -43,9 +53,11 @@ for (const f of env.getDefinitions().functions) {
  * Variable lookup handed to the library for every evaluation: resolves names against the
  * current record without copying it. The library only calls get() on a Map context.
  */
-class Scope extends Map<string, unknown> {
+class Scope extends Map<string, unknown> implements EvalScope {
   value: unknown = undefined;
   meta: Meta = EMPTY_META;
+  /** The library's context over this scope, for the nodes a compiled expression leaves to the interpreter. */
+  readonly ctx: unknown = runtime.context(this);
 
   override get(key: string): unknown {
     if (key === 'record') return this.value;
@@ -57,16 +69,42 @@ class Scope extends Map<string, unknown> {
   }
 }
 
+/**
+ * The library's evaluator and a constructor of its root context, which it does not export:
+ * both are taken from one evaluation of a probe expression whose root node reports them.
+ */
+const runtime = (() => {
+  const probe = env.parse('x');
+  probe.check();
+  let ev: Evaluator | undefined;
+  let Context: (new (registry: unknown, scope: Map<string, unknown>) => unknown) | undefined;
+  const root = probe.ast as unknown as { evaluate(e: Evaluator, node: unknown, ctx: object): unknown };
+  root.evaluate = (e, _node, ctx) => {
+    ev = e;
+    Context = ctx.constructor as typeof Context;
+    return null;
+  };
+  probe(new Map());
+  if (!ev || !Context) throw new Error('the CEL library did not evaluate the probe expression');
+  const evaluator = ev;
+  const RootContext = Context;
+  const registry = (evaluator as unknown as { registry: unknown }).registry;
+  return {
+    compiler: new ClosureCompiler(evaluator),
+    context: (scope: Map<string, unknown>) => new RootContext(registry, scope),
+  };
+})();
+
 class Compiled implements CompiledExpr {
   readonly source: string;
-  readonly #run: ParseResult;
+  readonly #run: Closure;
   // Evaluation is synchronous (no async functions are registered), so one scope per
   // expression can be reused for every record.
   readonly #scope = new Scope();
 
-  constructor(source: string, run: ParseResult) {
+  constructor(source: string, run: ParseResult, engine: ExprEngine) {
     this.source = source;
-    this.#run = run;
+    this.#run = engine === 'interpreter' ? (s) => run(s as Scope) : runtime.compiler.compile(run.ast);
   }
 
   evaluate(value: unknown, meta?: Meta): unknown {
@@ -87,7 +125,7 @@ class Compiled implements CompiledExpr {
 }
 
 /** Parses and type-checks `source`; throws ExprError pointing at the offending character. */
-export function compile(source: string): CompiledExpr {
+export function compile(source: string, options?: CompileOptions): CompiledExpr {
   if (typeof source !== 'string') throw new ExprError('expression must be a string', 0, 0);
   let run: ParseResult;
   try {
@@ -98,7 +136,7 @@ export function compile(source: string): CompiledExpr {
   checkTypeNames(run.ast, source);
   const checked = run.check();
   if (!checked.valid) throw toExprError(checked.error, source);
-  return new Compiled(source, run);
+  return new Compiled(source, run, options?.engine ?? 'compiled');
 }
 
 /** Documentation of the sluice functions and the most useful CEL built-ins. */

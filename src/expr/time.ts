@@ -184,39 +184,145 @@ export function toDate(v: unknown, fn: string): Date {
   }
 }
 
+type Formatter = (f: Fields) => string;
+
+const formatterCache = new Map<string, Formatter>();
+let lastFormat: string | undefined;
+let lastFormatter: Formatter | undefined;
+
+/** The format compiled once into one function per part, appended in order. */
+function formatter(format: string): Formatter {
+  if (format === lastFormat && lastFormatter) return lastFormatter;
+  let fn = formatterCache.get(format);
+  if (!fn) {
+    const parts = compileFormat(format).map(partWriter);
+    fn = (f) => {
+      let out = '';
+      for (let i = 0; i < parts.length; i++) out += parts[i](f);
+      return out;
+    };
+    remember(formatterCache, format, fn);
+  }
+  lastFormat = format;
+  lastFormatter = fn;
+  return fn;
+}
+
+function partWriter(p: Part): Formatter {
+  if ('literal' in p) {
+    const text = p.literal;
+    return () => text;
+  }
+  switch (p.token) {
+    case 'yyyy':
+      return (f) => (f.year >= 0 && f.year <= 9999 ? DIGITS4[f.year] : pad(f.year, 4));
+    case 'MM':
+      return (f) => DIGITS2[f.month];
+    case 'dd':
+      return (f) => DIGITS2[f.day];
+    case 'HH':
+      return (f) => DIGITS2[f.hour];
+    case 'mm':
+      return (f) => DIGITS2[f.minute];
+    case 'ss':
+      return (f) => DIGITS2[f.second];
+    default:
+      return (f) => pad(f.millisecond, 3);
+  }
+}
+
+// Zero-padded texts of every value a two- or four-digit field takes, made once.
+const DIGITS2 = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const DIGITS4 = Array.from({ length: 10_000 }, (_, i) => String(i).padStart(4, '0'));
+
 export function formatTime(date: Date, format: string, timeZone?: string): string {
-  const f = fieldsOf(date, timeZone);
-  let out = '';
-  for (const p of compileFormat(format)) {
-    if ('literal' in p) {
-      out += p.literal;
-      continue;
-    }
-    switch (p.token) {
-      case 'yyyy':
-        out += pad(f.year, 4);
-        break;
-      case 'MM':
-        out += pad(f.month, 2);
-        break;
-      case 'dd':
-        out += pad(f.day, 2);
-        break;
-      case 'HH':
-        out += pad(f.hour, 2);
-        break;
-      case 'mm':
-        out += pad(f.minute, 2);
-        break;
-      case 'ss':
-        out += pad(f.second, 2);
-        break;
-      case 'SSS':
-        out += pad(f.millisecond, 3);
-        break;
+  return formatter(format)(fieldsOf(date, timeZone));
+}
+
+/**
+ * format_time of an ISO-like text in UTC without building a Date: the fields are read from the
+ * text itself when it is laid out exactly as `yyyy-MM-dd[( |T)HH:mm:ss[.SSS]][Z]` and valid;
+ * any other text goes through parseIso as before (same result, same errors).
+ */
+export function formatIsoText(text: string, format: string, timeZone?: string): string | undefined {
+  if (!isUtc(timeZone)) return undefined;
+  const f = isoFields(text);
+  return f ? formatter(format)(f) : undefined;
+}
+
+const scratch: Fields = { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0, millisecond: 0 };
+
+function digit(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -1000;
+}
+
+function two(s: string, i: number): number {
+  return digit(s, i) * 10 + digit(s, i + 1);
+}
+
+/** Fields of a strictly laid out, valid ISO date-time in UTC (into a reused object), or undefined. */
+function isoFields(s: string): Fields | undefined {
+  let n = s.length;
+  if (n === 11 || n === 20 || n === 24) {
+    const z = s.charCodeAt(n - 1);
+    if (z !== 90 && z !== 122) return undefined; // Z, z
+    n--;
+  }
+  if (n !== 10 && n !== 19 && n !== 23) return undefined;
+  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return undefined; // -
+  const century = two(s, 0);
+  const yy = two(s, 2);
+  if (century < 0 || yy < 0) return undefined;
+  const year = century * 100 + yy;
+  const month = two(s, 5);
+  const day = two(s, 8);
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  let millisecond = 0;
+  if (n > 10) {
+    const sep = s.charCodeAt(10);
+    if (sep !== 84 && sep !== 32 && sep !== 116) return undefined; // T, space, t
+    if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined; // :
+    hour = two(s, 11);
+    minute = two(s, 14);
+    second = two(s, 17);
+    if (n === 23) {
+      if (s.charCodeAt(19) !== 46) return undefined; // .
+      millisecond = digit(s, 20) * 100 + two(s, 21);
     }
   }
-  return out;
+  if (
+    millisecond < 0 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > monthDays(year, month) ||
+    hour < 0 ||
+    hour > 23 ||
+    minute < 0 ||
+    minute > 59 ||
+    second < 0 ||
+    second > 59
+  ) {
+    return undefined;
+  }
+  scratch.year = year;
+  scratch.month = month;
+  scratch.day = day;
+  scratch.hour = hour;
+  scratch.minute = minute;
+  scratch.second = second;
+  scratch.millisecond = millisecond;
+  return scratch;
+}
+
+const MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function monthDays(year: number, month: number): number {
+  if (month !== 2) return MONTH_DAYS[month];
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
 }
 
 const ISO_RE =
@@ -244,6 +350,13 @@ function validate(f: Fields, input: string): void {
 
 /** ISO-8601 / RFC 3339 date or date-time; without an offset the time is taken as UTC. */
 export function parseIso(input: string): Date {
+  const fast = isoFields(input);
+  // Date.UTC reads years below 100 as 19xx: those take the general path.
+  if (fast && fast.year >= 100) {
+    return new Date(
+      Date.UTC(fast.year, fast.month - 1, fast.day, fast.hour, fast.minute, fast.second, fast.millisecond),
+    );
+  }
   const m = ISO_RE.exec(input.trim());
   if (!m) throw fail('invalid_timestamp', `'${input}' is not an ISO-8601 date/time`);
   const f: Fields = {

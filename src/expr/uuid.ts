@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { clock } from './clock.ts';
 import { fail } from './errors.ts';
 
@@ -21,9 +21,18 @@ function namespaceBytes(ns: string): Buffer {
   return bytes;
 }
 
+// Namespace and name are laid out in one reused buffer and hashed in one call: no Hash object
+// and no intermediate buffers per id.
+let input = Buffer.allocUnsafe(256);
+
 /** RFC 9562 version 5 (SHA-1, name based) UUID. */
 export function uuidV5(name: string, namespace: string = SLUICE_NAMESPACE): string {
-  const h = createHash('sha1').update(namespaceBytes(namespace)).update(name, 'utf8').digest();
+  const ns = namespaceBytes(namespace);
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+  if (input.length < 16 + name.length * 3) input = Buffer.allocUnsafe(16 + name.length * 3);
+  ns.copy(input, 0);
+  const n = input.write(name, 16, 'utf8');
+  const h = hash('sha1', input.subarray(0, 16 + n), 'buffer');
   h[6] = (h[6] & 0x0f) | 0x50;
   h[8] = (h[8] & 0x3f) | 0x80;
   return formatUuid(h);
