@@ -701,7 +701,7 @@ describe('the outside world', () => {
     const d = only(text);
     expect(d.code).toBe('dedup-memory');
     expect(span(d)).toBe('10:15-10:24');
-    expect(d.message).toMatch(/^100000000 keys need about 13 GiB of memory; keep max_keys at or below \d+$/);
+    expect(d.message).toMatch(/^100000000 keys need about 4 GiB of memory; keep max_keys at or below \d+$/);
     expect(check(text.replace('100000000', '1000000')).diagnostics).toEqual([]);
   });
 

@@ -118,17 +118,36 @@ sinks:
     expect(store.saved.at(-1)?.positions.generate).toBe('4999');
   });
 
-  it('keeps keys flat: a concatenated 36-character key costs about 100 bytes, not the 400 of its rope', () => {
+  it('keeps keys in flat memory: a million 36-character keys in under 40 MB outside the heap', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const lru = new LruTtl(1_000_000, HOUR);
     gc();
     const before = process.memoryUsage().heapUsed;
-    for (let i = 0; i < 100_000; i++) lru.remember(uuidV5(`k${i}`), 0);
+    for (let i = 0; i < 1_000_000; i++) lru.remember(uuidV5(`k${i}`), 0);
     gc();
-    const perKey = (process.memoryUsage().heapUsed - before) / 100_000;
-    expect(lru.size).toBe(100_000);
-    expect(perKey).toBeLessThan(200);
+    expect(lru.size).toBe(1_000_000);
+    expect(lru.bytes / 1_000_000).toBeLessThan(40);
+    // Nothing per key stays on the V8 heap.
+    expect((process.memoryUsage().heapUsed - before) / 1_000_000).toBeLessThan(2);
+    expect(lru.seen(uuidV5('k0'), 1)).toBe(true);
+    expect(lru.seen(uuidV5('k1000000'), 1)).toBe(false);
+  });
+
+  it('expires keys after ttl to the millisecond, and after the time base moved', () => {
+    const lru = new LruTtl(10, 1000);
+    const t0 = Date.now();
+    lru.remember('a', t0);
+    expect(lru.seen('a', t0 + 1000)).toBe(true);
+    expect(lru.seen('a', t0 + 1001)).toBe(false);
+    // Beyond 2^31 ms (24 days) the 32-bit times are rebased.
+    const later = t0 + 2 ** 31 + 5000;
+    lru.remember('b', later);
+    lru.remember('c', later - 900);
+    expect(lru.seen('b', later + 2 ** 31 + 10)).toBe(false);
+    lru.remember('d', later + 2 ** 32);
+    expect(lru.seen('d', later + 2 ** 32 + 999)).toBe(true);
+    expect(lru.seen('c', later + 2 ** 32 + 999)).toBe(false);
   });
 
   it('keys that differ only in lone surrogates stay distinct', () => {
@@ -164,6 +183,37 @@ sinks:
       }
     }
     expect(lru.size).toBe(model.length);
+  });
+
+  it('behaves like a string-keyed reference LRU with ttl over many keys, forgets and evictions', () => {
+    const max = 2000;
+    const lru = new LruTtl(max, 5000);
+    const model = new Map<string, number>(); // insertion order = least recently used first
+    let seed = 99;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const t0 = Date.now();
+    for (let step = 0; step < 100_000; step++) {
+      const now = t0 + step;
+      const key = `id-${Math.floor(rand() * 5000)}-${'x'.repeat(step % 11)}`;
+      const at = model.get(key);
+      const fresh = at !== undefined && now - at <= 5000;
+      expect(lru.seen(key, now)).toBe(fresh);
+      if (at !== undefined) model.delete(key);
+      if (fresh) model.set(key, at as number);
+      else {
+        lru.remember(key, now);
+        model.set(key, now);
+        if (model.size > max) model.delete(model.keys().next().value as string);
+      }
+      if (rand() < 0.02) {
+        lru.forget(key);
+        model.delete(key);
+      }
+    }
+    expect(lru.size).toBe(model.size);
   });
 
   it('an eviction costs the same however many came before it', () => {

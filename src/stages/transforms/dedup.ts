@@ -7,16 +7,17 @@
  * directory, or a DynamoDB table shared by every instance.
  */
 import { Type } from '@sinclair/typebox';
-import { compile } from '../../expr/index.ts';
+import { compile, inBatch } from '../../expr/index.ts';
 import type { AckGroup } from '../../runtime/ack.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
 import { Duration, Expr } from '../../spec/types.ts';
 import { defineTransform, type TransformOutput } from '../define.ts';
+import { KeyTable } from './dedup/key-table.ts';
 import { openStore, STORE_FLUSH_INTERVAL, StoreOptions } from './dedup/open.ts';
 import type { DedupStore } from './dedup/store.ts';
 
-/** Rough bytes per remembered key beyond the key text (Map entry, timestamp, bookkeeping). */
-const BYTES_PER_KEY = 96;
+/** Bytes per remembered key in the memory table: 28 per entry and up to 11 of index (dedup/key-table.ts). */
+const BYTES_PER_KEY = 39;
 const MEMORY_LIMIT = 2 * 1024 ** 3;
 
 export const dedupTransform = defineTransform({
@@ -40,12 +41,12 @@ export const dedupTransform = defineTransform({
   }),
   check(o, report) {
     const keys = o.max_keys ?? 1_000_000;
-    const estimate = keys * (BYTES_PER_KEY + 40);
+    const estimate = keys * BYTES_PER_KEY;
     if (estimate > MEMORY_LIMIT) {
       report(
         ['max_keys'],
         'dedup-memory',
-        `${keys} keys need about ${Math.round(estimate / 1024 ** 3)} GiB of memory; keep max_keys at or below ${Math.floor(MEMORY_LIMIT / (BYTES_PER_KEY + 40))}`,
+        `${keys} keys need about ${Math.round(estimate / 1024 ** 3)} GiB of memory; keep max_keys at or below ${Math.floor(MEMORY_LIMIT / BYTES_PER_KEY)}`,
       );
     }
     if (o.ttl !== undefined && o.ttl <= 0) report(['ttl'], 'dedup-memory', 'ttl must be longer than zero');
@@ -56,7 +57,7 @@ export const dedupTransform = defineTransform({
     const key = compile(o.key);
     const ttl = o.ttl ?? 86_400_000;
     const maxKeys = o.max_keys ?? 1_000_000;
-    const store = openStore(o, ctx, new LruTtl(maxKeys, ttl), { ttl, maxKeys });
+    const store = openStore(o, ctx, new KeyTable(maxKeys, ttl), { ttl, maxKeys });
     let timer: NodeJS.Timeout | undefined;
     return {
       process(records, out) {
@@ -70,17 +71,19 @@ export const dedupTransform = defineTransform({
         const now = Date.now();
         const keyed: SluiceRecord[] = [];
         const keys: string[] = [];
-        for (const r of records) {
-          let k: unknown;
-          try {
-            k = key.evaluate(r.value, r.meta);
-          } catch (err) {
-            out.fail(r, `key: ${(err as Error).message}`);
-            continue;
+        inBatch(() => {
+          for (const r of records) {
+            let k: unknown;
+            try {
+              k = key.evaluate(r.value, r.meta);
+            } catch (err) {
+              out.fail(r, `key: ${(err as Error).message}`);
+              continue;
+            }
+            keyed.push(r);
+            keys.push(typeof k === 'string' ? k : keyText(k));
           }
-          keyed.push(r);
-          keys.push(typeof k === 'string' ? k : keyText(k));
-        }
+        });
         const fresh = store.claim(keys, now);
         if (Array.isArray(fresh)) route(store, keyed, keys, fresh, out);
         else return fresh.then((f) => route(store, keyed, keys, f, out));
@@ -130,72 +133,5 @@ function keyText(k: unknown): string {
   return JSON.stringify(k, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) ?? 'null';
 }
 
-/**
- * Keys built by concatenation (uuid_v5, `a + "|" + b`) are ropes in V8: trees of the pieces,
- * about 400 bytes for a 36-character id against 100 for the flat text. The map keeps flat
- * copies so that `max_keys` bounds memory as documented.
- */
-function flat(key: string): string {
-  // A lone surrogate would not survive the UTF-8 round trip: such keys stay as they are.
-  return key.length > 12 && (key as WellFormed).isWellFormed()
-    ? Buffer.from(key, 'utf8').toString('utf8')
-    : key;
-}
-
-/** ES2024 `String.prototype.isWellFormed` (Node ≥ 20), beyond the compiler's ES2023 lib. */
-type WellFormed = string & { isWellFormed(): boolean };
-
-/**
- * A Map keeps insertion order: re-inserting on touch makes the first entry the least recently
- * used. Times are stored relative to the map's creation so they stay small integers (no boxed
- * number per key).
- */
-export class LruTtl {
-  private readonly map = new Map<string, number>();
-  private readonly maxKeys: number;
-  private readonly ttl: number;
-  private readonly base = Date.now();
-  private oldest: MapIterator<string> = this.map.keys();
-  evictions = 0;
-
-  constructor(maxKeys: number, ttl: number) {
-    this.maxKeys = maxKeys;
-    this.ttl = ttl;
-  }
-
-  seen(key: string, now: number): boolean {
-    const at = this.map.get(key);
-    if (at === undefined) return false;
-    if (now - this.base - at > this.ttl) {
-      this.map.delete(key);
-      return false;
-    }
-    this.map.delete(key);
-    this.map.set(key, at);
-    return true;
-  }
-
-  remember(key: string, now: number): void {
-    this.map.set(flat(key), now - this.base);
-    if (this.map.size > this.maxKeys) {
-      // One iterator for the map's life: everything before it was evicted, so its next entry is
-      // the oldest. A fresh `keys()` per eviction would step over every deleted entry still in
-      // the table, which made each eviction cost O(evictions so far).
-      let next = this.oldest.next();
-      if (next.done) {
-        this.oldest = this.map.keys();
-        next = this.oldest.next();
-      }
-      this.map.delete(next.value as string);
-      this.evictions++;
-    }
-  }
-
-  forget(key: string): void {
-    this.map.delete(key);
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-}
+/** The flat key cache (128-bit hashes in typed arrays, LRU with ttl), by the name the stores know it. */
+export { KeyTable as LruTtl } from './dedup/key-table.ts';

@@ -3,9 +3,10 @@
  * expression fails goes to `<stage>.errors` with the reason; the others go on.
  */
 import { Type } from '@sinclair/typebox';
-import { compile } from '../../expr/index.ts';
+import { compile, inBatch } from '../../expr/index.ts';
+import type { SluiceRecord } from '../../runtime/record.ts';
 import { Expr } from '../../spec/types.ts';
-import { defineTransform } from '../define.ts';
+import { defineTransform, type TransformOutput } from '../define.ts';
 
 export const enrichTransform = defineTransform({
   type: 'enrich',
@@ -31,39 +32,50 @@ export const enrichTransform = defineTransform({
     remove: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Fields to remove' })),
   }),
   create(o) {
-    const setters = Object.entries(o.set ?? {}).map(([field, src]) => [field, compile(src)] as const);
+    // Parallel arrays walked by index: no per-record iterators or tuples.
+    const fields = Object.keys(o.set ?? {});
+    const exprs = fields.map((f) => compile((o.set ?? {})[f]));
     const renames = Object.entries(o.rename ?? {});
     const removes = o.remove ?? [];
+    const enrich = (records: SluiceRecord[], out: TransformOutput) => {
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i];
+        if (r.value === null || typeof r.value !== 'object' || Array.isArray(r.value)) {
+          out.fail(r, 'enrich needs an object record');
+          continue;
+        }
+        // A new object: the input may be shared with another branch of a fan-out.
+        const value: Record<string, unknown> = { ...(r.value as Record<string, unknown>) };
+        let failed = -1;
+        let reason = '';
+        for (let f = 0; f < exprs.length; f++) {
+          try {
+            value[fields[f]] = exprs[f].evaluate(value, r.meta);
+          } catch (err) {
+            failed = f;
+            reason = (err as Error).message;
+            break;
+          }
+        }
+        if (failed >= 0) {
+          out.fail(r, `set ${fields[failed]}: ${reason}`);
+          continue;
+        }
+        for (let k = 0; k < renames.length; k++) {
+          const [from, to] = renames[k];
+          if (from in value) {
+            value[to] = value[from];
+            delete value[from];
+          }
+        }
+        for (let k = 0; k < removes.length; k++) delete value[removes[k]];
+        r.value = value;
+        out.push(r);
+      }
+    };
     return {
       process(records, out) {
-        for (const r of records) {
-          if (r.value === null || typeof r.value !== 'object' || Array.isArray(r.value)) {
-            out.fail(r, 'enrich needs an object record');
-            continue;
-          }
-          // A new object: the input may be shared with another branch of a fan-out.
-          const value: Record<string, unknown> = { ...(r.value as Record<string, unknown>) };
-          let failed = false;
-          for (const [field, expr] of setters) {
-            try {
-              value[field] = expr.evaluate(value, r.meta);
-            } catch (err) {
-              out.fail(r, `set ${field}: ${(err as Error).message}`);
-              failed = true;
-              break;
-            }
-          }
-          if (failed) continue;
-          for (const [from, to] of renames) {
-            if (from in value) {
-              value[to] = value[from];
-              delete value[from];
-            }
-          }
-          for (const f of removes) delete value[f];
-          r.value = value;
-          out.push(r);
-        }
+        inBatch(() => enrich(records, out));
       },
     };
   },

@@ -1,6 +1,6 @@
 /** `filter`: keeps records for which a CEL expression is true; the rest are acked and counted as dropped. */
 import { Type } from '@sinclair/typebox';
-import { compile } from '../../expr/index.ts';
+import { compile, inBatch } from '../../expr/index.ts';
 import { Expr } from '../../spec/types.ts';
 import { defineTransform } from '../define.ts';
 
@@ -18,18 +18,20 @@ export const filterTransform = defineTransform({
     const where = compile(o.where);
     return {
       process(records, out) {
-        for (const r of records) {
-          let keep: unknown;
-          try {
-            keep = where.evaluate(r.value, r.meta);
-          } catch (err) {
-            out.fail(r, `where: ${(err as Error).message}`);
-            continue;
+        inBatch(() => {
+          for (const r of records) {
+            let keep: unknown;
+            try {
+              keep = where.evaluate(r.value, r.meta);
+            } catch (err) {
+              out.fail(r, `where: ${(err as Error).message}`);
+              continue;
+            }
+            if (typeof keep !== 'boolean') out.fail(r, `where must give true or false, gave ${typeof keep}`);
+            else if (keep) out.push(r);
+            else out.drop(r);
           }
-          if (typeof keep !== 'boolean') out.fail(r, `where must give true or false, gave ${typeof keep}`);
-          else if (keep) out.push(r);
-          else out.drop(r);
-        }
+        });
       },
     };
   },

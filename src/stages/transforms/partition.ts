@@ -1,6 +1,6 @@
 /** `partition`: sets each record's partition from a CEL expression; file-like sinks group by it. */
 import { Type } from '@sinclair/typebox';
-import { compile } from '../../expr/index.ts';
+import { compile, inBatch } from '../../expr/index.ts';
 import { Expr } from '../../spec/types.ts';
 import { defineTransform } from '../define.ts';
 
@@ -19,22 +19,37 @@ export const partitionTransform = defineTransform({
     const by = compile(o.by);
     return {
       process(records, out) {
-        for (const r of records) {
-          try {
-            const p = by.evaluate(r.value, r.meta);
-            if (p === null || p === undefined || p === '')
-              throw new Error('partition expression gave an empty value');
-            // Partitions become path segments: no parent-directory escapes.
-            const text = String(p);
-            if (text.split('/').some((seg) => seg === '..' || seg === ''))
-              throw new Error(`partition '${text}' is not a safe relative path`);
-            r.partition = text;
-            out.push(r);
-          } catch (err) {
-            out.fail(r, `by: ${(err as Error).message}`);
+        inBatch(() => {
+          for (const r of records) {
+            try {
+              const p = by.evaluate(r.value, r.meta);
+              if (p === null || p === undefined || p === '')
+                throw new Error('partition expression gave an empty value');
+              // Partitions become path segments: no parent-directory escapes.
+              const text = String(p);
+              if (!safePath(text)) throw new Error(`partition '${text}' is not a safe relative path`);
+              r.partition = text;
+              out.push(r);
+            } catch (err) {
+              out.fail(r, `by: ${(err as Error).message}`);
+            }
           }
-        }
+        });
       },
     };
   },
 });
+
+/** No empty segment and no `..` segment: checked by scanning, without splitting into an array. */
+function safePath(text: string): boolean {
+  let start = 0;
+  for (;;) {
+    const end = text.indexOf('/', start);
+    const stop = end < 0 ? text.length : end;
+    if (stop === start) return false;
+    if (stop - start === 2 && text.charCodeAt(start) === 46 && text.charCodeAt(start + 1) === 46)
+      return false;
+    if (end < 0) return true;
+    start = end + 1;
+  }
+}
