@@ -179,6 +179,7 @@ export class KinesisSource implements Source {
         namespace: leaseNamespace(stage.pipeline, stage.name, o.stream),
         leaseDuration: ddb.lease_duration ?? 30_000,
         log: stage.log,
+        metrics: stage.metrics,
       });
     }
   }
@@ -201,7 +202,15 @@ export class KinesisSource implements Source {
       this.loaded = { ...this.positions };
       let first = true;
       let attempt = 0;
+      let listedAt = 0;
       while (!this.signal.aborted) {
+        // Shared leases are balanced every renewal period; the shard list is refreshed less often.
+        if (!first && Date.now() - listedAt < this.shardRefresh) {
+          await this.schedule();
+          this.gaugeReading();
+          await this.waitWake(this.scheduleInterval());
+          continue;
+        }
         let shards: ShardInfo[];
         try {
           // A first listing that gets no answer fails the start instead of waiting for ever.
@@ -214,9 +223,7 @@ export class KinesisSource implements Source {
                   'check `endpoint` (or AWS_ENDPOINT_URL), the region and the network',
               )
             : await this.listShards();
-          // Other processes' progress (their parents finishing), without forgetting ours not yet flushed.
-          if (this.store && !first)
-            this.positions = { ...(await this.checkpoints.load()), ...this.committed };
+          listedAt = Date.now();
           attempt = 0;
         } catch (err) {
           if (this.signal.aborted) break;
@@ -250,10 +257,8 @@ export class KinesisSource implements Source {
         }
         first = false;
         await this.schedule();
-        let reading = 0;
-        for (const r of this.readers.values()) if (!r.finished) reading++;
-        this.stage.metrics.gauge('shards_reading', reading);
-        await this.waitWake(this.shardRefresh);
+        this.gaugeReading();
+        await this.waitWake(this.scheduleInterval());
       }
       await Promise.all(this.tasks);
     } finally {
@@ -267,6 +272,18 @@ export class KinesisSource implements Source {
     await this.checkpoints?.flush();
     await this.checkpoints?.close();
     this.client.destroy();
+  }
+
+  private gaugeReading(): void {
+    let reading = 0;
+    for (const r of this.readers.values()) if (!r.finished) reading++;
+    this.stage.metrics.gauge('shards_reading', reading);
+  }
+
+  /** Shared leases are balanced each renewal period; a local checkpoint only needs the shard refresh. */
+  private scheduleInterval(): number {
+    const renew = this.checkpoints.balance ? this.checkpoints.flushInterval : undefined;
+    return renew === undefined ? this.shardRefresh : Math.min(renew, this.shardRefresh);
   }
 
   private waitWake(ms: number): Promise<void> {
@@ -309,6 +326,7 @@ export class KinesisSource implements Source {
 
   /** Starts readers for every shard whose parents are done; a parent that aged out of the stream counts as done. */
   private async schedule(): Promise<void> {
+    if (this.checkpoints.balance) return this.balanceLeases();
     let progress = true;
     while (progress && !this.signal.aborted) {
       progress = false;
@@ -318,6 +336,34 @@ export class KinesisSource implements Source {
         const started = await this.startShard(shard);
         if (started) progress = true;
       }
+    }
+  }
+
+  /**
+   * With shared leases: the shards that need a reader (parents finished, by any process) go to
+   * the lease plan, which says which to take now; other processes' progress comes back with it.
+   */
+  private async balanceLeases(): Promise<void> {
+    const balance = this.checkpoints.balance?.bind(this.checkpoints);
+    if (!balance) return;
+    const eligible: string[] = [];
+    for (const shard of this.known.values()) {
+      if (this.isDone(shard.id)) continue;
+      if (shard.parents.every((p) => !this.known.has(p) || this.isDone(p))) eligible.push(shard.id);
+    }
+    let plan: { take: string[]; positions: Record<string, string> };
+    try {
+      plan = await balance(eligible);
+    } catch (err) {
+      if (!this.signal.aborted) this.stage.log.warn({ err }, 'reading the lease table failed; retrying');
+      return;
+    }
+    // Without forgetting our own progress not yet flushed.
+    this.positions = { ...plan.positions, ...this.committed };
+    for (const id of plan.take) {
+      const shard = this.known.get(id);
+      if (!shard || this.readers.has(id) || this.isDone(id) || this.signal.aborted) continue;
+      await this.startShard(shard);
     }
   }
 
@@ -342,7 +388,7 @@ export class KinesisSource implements Source {
   private async startShard(shard: ShardInfo): Promise<boolean> {
     let stored: string | null | false;
     try {
-      stored = await this.checkpoints.acquire(shard.id);
+      stored = await this.checkpoints.acquire(shard.id, shard.parents);
     } catch (err) {
       this.stage.log.warn({ err, shard: shard.id }, 'could not take the shard lease; retrying later');
       return false;
