@@ -12,6 +12,7 @@
  * dropped unseen: the partition's new owner reads them again from the committed offset.
  */
 import type { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import type { Message, MessagesStream } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
@@ -98,6 +99,14 @@ const options = Type.Object({
     }),
   ),
   heartbeat_interval: Type.Optional(Duration({ default: '1s', description: 'Group heartbeat interval' })),
+  group_instance_id: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Static group membership: a member restarted with the same id gets its partitions back at once, without a rebalance or waiting out session_timeout (a member that does not come back holds its partitions until then). `auto` is <host>/<pipeline>/<source>; processes sharing a host need ids of their own',
+      examples: ['auto', '${HOSTNAME}-consumer-1'],
+    }),
+  ),
   drain_timeout: Type.Optional(
     Duration({
       default: '15s',
@@ -204,6 +213,7 @@ export class KafkaSource implements Source {
   private closed = false;
   private commitTimer: NodeJS.Timeout | undefined;
   private readonly limits: InputLimits;
+  private readonly groupInstanceId: string | undefined;
 
   constructor(opts: Options, ctx: StageContext) {
     this.opts = opts;
@@ -211,6 +221,8 @@ export class KafkaSource implements Source {
     this.log = ctx.log;
     this.metrics = ctx.metrics;
     this.clientId = clientIdFor(ctx, opts.client_id);
+    const instance = opts.group_instance_id;
+    this.groupInstanceId = instance === 'auto' ? `${hostname()}/${ctx.pipeline}/${ctx.name}` : instance;
   }
 
   /** Partitions this member owns in the current generation, as `topic/partition`. */
@@ -234,6 +246,7 @@ export class KafkaSource implements Source {
     const consumer = new FetchTrackingConsumer({
       ...base,
       groupId: o.group,
+      ...(this.groupInstanceId ? { groupInstanceId: this.groupInstanceId } : {}),
       autocommit: false,
       sessionTimeout,
       heartbeatInterval: Math.min(o.heartbeat_interval ?? 1_000, sessionTimeout),
