@@ -21,4 +21,8 @@ var url = require('url');
 // A checkout runs its TypeScript sources (Node strips the types); the package ships dist/ only.
 var source = path.join(__dirname, '..', 'src', 'cli.ts');
 var entry = fs.existsSync(source) ? source : path.join(__dirname, '..', 'dist', 'cli.js');
+// Node keeps the code it compiles for these modules on disk (NODE_COMPILE_CACHE, else the temp
+// directory), so later starts skip most of the compiling: about 0.4 s of a `sluice validate`.
+var nodeModule = require('module');
+if (typeof nodeModule.enableCompileCache === 'function') nodeModule.enableCompileCache();
 import(url.pathToFileURL(entry).href);
