@@ -1,292 +1,422 @@
-// The demo pipeline (generate → enrich → dedup → partition → file sink, errors to their own
-// file) run by the engine, against a hand-written loop doing the same work in the same
-// process: the same CEL expressions compiled once, the same dedup map, the same per-partition
-// buffers, encoding and atomic file writes, with no channels, acks, metrics or batching.
+// Two pipelines run by sluice, each against a plain hand-written Node loop doing the same work,
+// in the same run. Every side runs in a child process of its own, so its time and its peak RSS
+// are its own (no heap left over from the other side).
 //
-//   npm run bench                          1M records
-//   BENCH_RECORDS=10000000 npm run bench   10M records
+//   npm run bench                                  1M records, both cases
+//   BENCH_RECORDS=5000000 npm run bench            5M records
+//   BENCH_CASES=file npm run bench                 one case (demo, file)
 //
-// The last line is one JSON object: {"records","sluice_rps","baseline_rps","ratio","peak_rss_mb"}.
-// peak_rss_mb is the peak resident set size sampled during the first engine run. BENCH_ROUNDS
-// (default 2) alternates the order of the runs; each side's best run counts.
+// demo: pipelines/demo.yaml (generate → enrich → dedup → partition → file lake, failed records
+//   to an error file). Baseline: the generator's fields, the enrichment, a Map of seen ids,
+//   per-partition arrays written as ndjson files (temp file, fsync, rename; 4 writes in flight).
+// file: an ndjson file of feedlot records (3 % exact repeats) → enrich (the seed-004 fields incl.
+//   uuid_v5) → dedup (max_keys 5M, so every distinct key stays) → partition by farm and day →
+//   file lake. Baseline: read the file in chunks, JSON.parse each line, the same arithmetic, a
+//   one-shot crypto SHA-1 for uuid v5, a Map, per-partition arrays, the same writes.
+//
+// The baseline side imports nothing from sluice: everything it does is written out below.
+// The last line is one JSON object with every figure.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { hash } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import pino from 'pino';
-import { compile } from '../src/expr/index.ts';
-import { writeAtomic } from '../src/runtime/checkpoint.ts';
-import { Pipeline } from '../src/runtime/engine.ts';
-import { encodeBatch, objectKey } from '../src/runtime/objects.ts';
-import type { ErrorValue, SluiceRecord } from '../src/runtime/record.ts';
-import { compileTemplate } from '../src/runtime/template.ts';
-import type { PipelineSpec, StageSpec } from '../src/spec/validate.ts';
-import { validateText } from '../src/spec/validate.ts';
-import { random } from '../src/stages/sources/generate.ts';
-import { LruTtl } from '../src/stages/transforms/dedup.ts';
+import { basename, dirname, join, resolve } from 'node:path';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000);
-const WARMUP = 30_000;
-// Records per lake file. The demo's own 20000 per partition keeps about 20000 × 40 partitions
-// (the whole of a 1M run) in memory; the benchmark bounds memory instead.
-const LAKE_MAX_RECORDS = Number(process.env.BENCH_LAKE_MAX_RECORDS ?? 2000);
+const CASES = (process.env.BENCH_CASES ?? 'demo,file').split(',');
+// Records per lake file. The demo's own 20000 per partition would keep about 40 partitions of
+// 20000 records in memory; the benchmark bounds memory instead, the same on both sides.
+const LAKE_MAX_RECORDS = 2000;
+const IN_FLIGHT = 4;
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-const DEMO = resolve(import.meta.dirname, '../pipelines/demo.yaml');
-
-function demoSpec(records: number, out: string): PipelineSpec {
-  const { spec, diagnostics } = validateText(DEMO, readFileSync(DEMO, 'utf8'), {
-    DEMO_RECORDS: String(records),
-    DEMO_OUT: out,
-  });
-  if (!spec) throw new Error(`demo spec invalid: ${diagnostics.map((d) => d.message).join('; ')}`);
-  const lake = stage(spec, 'lake');
-  lake.buffer = { ...lake.buffer, max_records: LAKE_MAX_RECORDS };
-  return spec;
+type Side = 'sluice' | 'baseline';
+interface Result {
+  ms: number;
+  written: number;
+  errors: number;
+  peakRssMb: number;
+  gcMs: number;
 }
 
-function stage(spec: PipelineSpec, name: string): StageSpec {
-  const s = spec.stages.find((x) => x.name === name);
-  if (!s) throw new Error(`the demo has no stage ${name}`);
-  return s;
-}
+// ------------------------------------------------------------------ sluice side
 
-// ------------------------------------------------------------------ sluice
+const FILE_SPEC = (input: string, out: string) => `
+version: 1
+name: bench-file
+sources:
+  consumption: { type: file, path: '${input}', format: ndjson }
+transforms:
+  enriched:
+    type: enrich
+    from: [consumption]
+    set:
+      fazenda: 'cod_cliente == "1" ? "fazenda_um" : "fazenda_dois"'
+      consumo_meta: 'round(peso_medio * 0.025 * quantidade_animais, 3)'
+      id_treated_data: 'uuid_v5(cod_cliente + "|" + id_lote + "|" + data)'
+  unique: { type: dedup, from: [enriched], key: id_treated_data, ttl: 24h, max_keys: 5000000 }
+  by_day: { type: partition, from: [unique], by: 'fazenda + "/" + format_time(data, "yyyy/MM/dd")' }
+sinks:
+  lake:
+    type: file
+    from: [by_day]
+    dir: '${out}'
+    path: 'historico_diario/{partition}/historico_consumo_{first_position}-{last_position}{ext}'
+    buffer: { max_records: ${LAKE_MAX_RECORDS}, max_age: 5s }
+`;
 
-async function runSluice(records: number, out: string): Promise<number> {
-  const spec = demoSpec(records, out);
-  const stateDir = join(out, 'state');
+async function runSluice(
+  kase: string,
+  records: number,
+  input: string,
+  out: string,
+): Promise<Omit<Result, 'peakRssMb' | 'gcMs'>> {
+  const { default: pino } = await import('pino');
+  const { Pipeline } = await import('../src/runtime/engine.ts');
+  const { validateText } = await import('../src/spec/validate.ts');
+  const file =
+    kase === 'demo' ? resolve(import.meta.dirname, '../pipelines/demo.yaml') : join(out, 'bench.yaml');
+  const text = kase === 'demo' ? readFileSync(file, 'utf8') : FILE_SPEC(input, out);
+  const { spec, diagnostics } = validateText(file, text, { DEMO_RECORDS: String(records), DEMO_OUT: out });
+  if (!spec) throw new Error(`spec invalid: ${diagnostics.map((d) => d.message).join('; ')}`);
+  const lake = spec.stages.find((s) => s.name === 'lake');
+  if (lake) lake.buffer = { ...lake.buffer, max_records: LAKE_MAX_RECORDS };
   const t0 = performance.now();
-  const pipeline = new Pipeline(spec, { stateDir, log: pino({ level: 'silent' }) });
+  const pipeline = new Pipeline(spec, { stateDir: join(out, 'state'), log: pino({ level: 'silent' }) });
   const result = await pipeline.run();
   const ms = performance.now() - t0;
   if (!result.ok) throw new Error(`pipeline failed: ${result.error}`);
-  const lake = pipeline.metrics.snapshot().stages.find((s) => s.name === 'lake');
-  const rejected = pipeline.metrics.snapshot().stages.find((s) => s.name === 'rejected');
-  last.sluice = {
-    written: lake?.recordsOut ?? 0,
-    errors: rejected?.recordsOut ?? 0,
-    files: (lake?.extra.files ?? 0) + (rejected?.extra.files ?? 0),
-  };
-  return ms;
+  const stages = pipeline.metrics.snapshot().stages;
+  const written = stages.find((s) => s.name === 'lake')?.recordsOut ?? 0;
+  const errors = stages.find((s) => s.name === 'rejected')?.recordsOut ?? 0;
+  return { ms, written, errors };
 }
 
-// ------------------------------------------------------------------ baseline
+// ------------------------------------------------------------------ baseline side (plain JS)
 
-interface Row {
-  value: unknown;
-  position: string;
-  partition?: string;
+/** temp file, fsync, rename: the durability the file sink gives. */
+async function writeDurably(path: string, body: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${basename(path)}.tmp`);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(body);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
 }
 
-async function runBaseline(records: number, out: string): Promise<number> {
-  const spec = demoSpec(records, out);
-  const gen = stage(spec, 'consumption').options as {
-    count: number;
-    seed: number;
-    duplicates: number;
-    fields: Record<string, string>;
-  };
-  const enrich = stage(spec, 'enriched').options as { set: Record<string, string> };
-  const dedup = stage(spec, 'unique').options as { key: string; ttl: number; max_keys: number };
-  const part = stage(spec, 'by_day').options as { by: string };
-  const lake = stage(spec, 'lake');
-  const rejected = stage(spec, 'rejected');
-  const lakeOpts = lake.options as { dir: string; path: string };
-  const rejectedOpts = rejected.options as { dir: string; path: string };
-  const maxRecords = lake.buffer.max_records ?? 10_000;
-  const rejectedMax = rejected.buffer.max_records ?? 10_000;
+/** Per-partition arrays of rows, each flushed as one ndjson file at LAKE_MAX_RECORDS. */
+class Lake {
+  readonly #dir: string;
+  readonly #buffers = new Map<string, { rows: object[]; first: number; last: number }>();
+  readonly #inFlight = new Set<Promise<void>>();
+  written = 0;
 
-  const t0 = performance.now();
-  const fields = Object.entries(gen.fields).map(([name, src]) => [name, compile(src)] as const);
-  const setters = Object.entries(enrich.set).map(([name, src]) => [name, compile(src)] as const);
-  const key = compile(dedup.key);
-  const by = compile(part.by);
-  const seen = new LruTtl(dedup.max_keys, dedup.ttl);
-  const lakeTemplate = compileTemplate(lakeOpts.path);
-  const rejectedTemplate = compileTemplate(rejectedOpts.path);
-  const buffers = new Map<string, { rows: Row[]; startedAt: number }>();
-  let errors: Row[] = [];
-  let seq = 0;
-  let written = 0;
-  let files = 0;
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
 
-  // Up to 4 writes in flight, as the engine's sinks do by default (max_in_flight), so that
-  // the loop computes while the disk syncs.
-  const inFlight = new Set<Promise<void>>();
-  const write = async (
-    dir: string,
-    template: ReturnType<typeof compileTemplate>,
-    rows: Row[],
-    partition: string | undefined,
-    startedAt: number,
-  ) => {
-    while (inFlight.size >= 4) await Promise.race(inFlight);
-    const batch = { records: rows as SluiceRecord[], partition, startedAt, bytes: 0, seq: seq++ };
-    const encoded = encodeBatch(batch.records, { format: 'ndjson', compression: 'none' });
-    const p: Promise<void> = writeAtomic(
-      join(resolve(dir), objectKey(template, batch, encoded.ext)),
-      encoded.body,
-    ).then(() => {
-      inFlight.delete(p);
-      files++;
+  async add(partition: string, row: object, position: number): Promise<void> {
+    let b = this.#buffers.get(partition);
+    if (!b) {
+      b = { rows: [], first: position, last: position };
+      this.#buffers.set(partition, b);
+    }
+    b.rows.push(row);
+    b.last = position;
+    if (b.rows.length >= LAKE_MAX_RECORDS) {
+      this.#buffers.delete(partition);
+      await this.#flush(partition, b);
+    }
+  }
+
+  async #flush(partition: string, b: { rows: object[]; first: number; last: number }): Promise<void> {
+    while (this.#inFlight.size >= IN_FLIGHT) await Promise.race(this.#inFlight);
+    let body = '';
+    for (const r of b.rows) body += `${JSON.stringify(r)}\n`;
+    this.written += b.rows.length;
+    const path = join(
+      this.#dir,
+      'historico_diario',
+      partition,
+      `historico_consumo_${b.first}-${b.last}.ndjson`,
+    );
+    const p: Promise<void> = writeDurably(path, body).then(() => {
+      this.#inFlight.delete(p);
     });
-    inFlight.add(p);
-  };
+    this.#inFlight.add(p);
+  }
 
-  const build = (i: number): Record<string, unknown> => {
-    const value: Record<string, unknown> = {};
-    const scope: Record<string, unknown> = { i: BigInt(i), rand: 0 };
-    for (let f = 0; f < fields.length; f++) {
-      scope.rand = random(gen.seed, i, f + 1);
-      const v = fields[f][1].evaluate(scope);
-      value[fields[f][0]] = v;
-      scope[fields[f][0]] = v;
-    }
-    return value;
-  };
-  const origin = (i: number): number => {
-    if (gen.duplicates <= 0 || i === 0 || random(gen.seed, i, 0) >= gen.duplicates) return i;
-    return i - 1 - Math.floor(random(gen.seed, i, -1) * Math.min(i, 50));
-  };
+  async end(): Promise<void> {
+    for (const [p, b] of this.#buffers) await this.#flush(p, b);
+    this.#buffers.clear();
+    await Promise.all(this.#inFlight);
+  }
+}
 
-  for (let i = 0; i < gen.count; i++) {
-    const meta = { index: i };
-    const position = String(i);
-    const generated = build(origin(i));
-    const value: Record<string, unknown> = { ...generated };
-    let failed: string | undefined;
-    for (const [name, expr] of setters) {
-      try {
-        value[name] = expr.evaluate(value, meta);
-      } catch (err) {
-        failed = `set ${name}: ${(err as Error).message}`;
-        break;
-      }
-    }
-    if (failed !== undefined) {
-      const ev: ErrorValue = {
-        stage: 'enriched',
-        reason: failed,
-        at: new Date().toISOString(),
-        value: generated,
-        meta,
-      };
-      errors.push({ value: ev, position, partition: 'enriched' });
-      if (errors.length >= rejectedMax) {
-        await write(rejectedOpts.dir, rejectedTemplate, errors, 'enriched', Date.now());
+const NAMESPACE = Buffer.from('dcd8fece294342bda2003d9bc10fdc51', 'hex');
+
+function uuidV5(name: string): string {
+  const h = hash('sha1', Buffer.concat([NAMESPACE, Buffer.from(name, 'utf8')]), 'hex');
+  const v = ((Number.parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${v}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** Round half away from zero at `d` decimals, as the decimal text reads. */
+function round(x: number, d: number): number {
+  return Math.sign(x) * Number(`${Math.round(Number(`${Math.abs(x)}e${d}`))}e-${d}`);
+}
+
+/** The demo generator's stateless random numbers: a hash of (seed, index, field). */
+function random(seed: number, index: number, stream: number): number {
+  let h = (seed ^ Math.imul(index, 0x9e3779b1) ^ Math.imul(stream, 0x85ebca77)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  h ^= h >>> 16;
+  h = (h + Math.floor(index / 4294967296)) >>> 0;
+  return h / 4294967296;
+}
+
+const p2 = (n: number) => (n < 10 ? `0${n}` : String(n));
+
+function dateText(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}`;
+}
+
+const RACAS = ['nelore', 'angus', 'brahman', 'senepol'];
+
+/** pipelines/demo.yaml's generator, field by field. */
+function demoRecord(i: number): Record<string, unknown> {
+  const r = (f: number) => random(42, i, f);
+  const id_curral = `C${Math.trunc(r(1) * 40) + 1}`;
+  const id_raca = RACAS[Math.trunc(r(2) * 4)];
+  const id_lote = `L${Math.trunc(i / 50) + 1}`;
+  const peso_entrada = round(280 + r(4) * 80, 1);
+  const peso_medio = round(peso_entrada + r(5) * 150, 1);
+  const quantidade_animais = Math.trunc(r(6) * 120) + 20;
+  const dia_confinamento = Math.trunc(r(7) * 110) + 1;
+  const consumo_real =
+    r(8) < 0.01 ? 'n/a' : round(peso_medio * 0.024 * quantidade_animais * (0.9 + r(8) * 0.2), 2);
+  const data = dateText(1710892800000 + (i % 20) * 86400000 + Math.trunc(r(9) * 86400000));
+  const cod_cliente = String(Math.trunc(r(10) * 2) + 1);
+  return {
+    id_curral,
+    id_raca,
+    id_lote,
+    peso_entrada,
+    peso_medio,
+    quantidade_animais,
+    dia_confinamento,
+    consumo_real,
+    data,
+    cod_cliente,
+  };
+}
+
+function demoOrigin(i: number): number {
+  if (i === 0 || random(42, i, 0) >= 0.03) return i;
+  return i - 1 - Math.floor(random(42, i, -1) * Math.min(i, 50));
+}
+
+async function baselineDemo(records: number, out: string): Promise<Omit<Result, 'peakRssMb' | 'gcMs'>> {
+  const t0 = performance.now();
+  const lake = new Lake(out);
+  const seen = new Map<string, number>();
+  let errors: string[] = [];
+  let errorCount = 0;
+  for (let i = 0; i < records; i++) {
+    const v = demoRecord(demoOrigin(i));
+    if (typeof v.consumo_real !== 'number') {
+      errors.push(JSON.stringify({ stage: 'enriched', reason: 'set consumo_real: not a number', value: v }));
+      errorCount++;
+      if (errors.length >= 10_000) {
+        await writeDurably(join(out, 'errors', `enrich_${i}.ndjson`), `${errors.join('\n')}\n`);
         errors = [];
       }
       continue;
     }
-    const k = key.evaluate(value, meta);
-    const text = typeof k === 'string' ? k : JSON.stringify(k);
-    const now = Date.now();
-    if (seen.seen(text, now)) continue;
-    seen.remember(text, now);
-    const p = String(by.evaluate(value, meta));
-    let buf = buffers.get(p);
-    if (!buf) {
-      buf = { rows: [], startedAt: now };
-      buffers.set(p, buf);
-    }
-    buf.rows.push({ value, position, partition: p });
-    if (buf.rows.length >= maxRecords) {
-      buffers.delete(p);
-      written += buf.rows.length;
-      await write(lakeOpts.dir, lakeTemplate, buf.rows, p, buf.startedAt);
-    }
+    const peso = v.peso_medio as number;
+    const qtd = v.quantidade_animais as number;
+    const data = v.data as string;
+    const row = {
+      ...v,
+      fazenda: v.cod_cliente === '1' ? 'fazenda_um' : 'fazenda_dois',
+      consumo_meta: round(peso * 0.025 * qtd, 3),
+      id_treated_data: uuidV5(`${v.cod_cliente}|${v.id_lote}|${v.id_curral}|${data}`),
+      row_ts: new Date().toISOString(),
+    };
+    if (seen.has(row.id_treated_data)) continue;
+    seen.set(row.id_treated_data, Date.now());
+    await lake.add(`${row.fazenda}/${data.slice(0, 4)}/${data.slice(5, 7)}/${data.slice(8, 10)}`, row, i);
   }
-  for (const [p, buf] of buffers) {
-    written += buf.rows.length;
-    await write(lakeOpts.dir, lakeTemplate, buf.rows, p, buf.startedAt);
-  }
-  if (errors.length > 0) await write(rejectedOpts.dir, rejectedTemplate, errors, 'enriched', Date.now());
-  await Promise.all(inFlight);
-  const ms = performance.now() - t0;
-  last.baseline = { written, errors: 0, files };
-  return ms;
+  if (errors.length > 0)
+    await writeDurably(join(out, 'errors', 'enrich_last.ndjson'), `${errors.join('\n')}\n`);
+  await lake.end();
+  return { ms: performance.now() - t0, written: lake.written, errors: errorCount };
 }
 
-// ------------------------------------------------------------------ harness
-
-const last: {
-  sluice?: { written: number; errors: number; files: number };
-  baseline?: { written: number; errors: number; files: number };
-} = {};
-
-async function measured(fn: () => Promise<number>): Promise<{ ms: number; peakRss: number }> {
-  gc();
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  }, 20);
-  const ms = await fn();
-  clearInterval(sampler);
-  peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  return { ms, peakRss };
+async function baselineFile(input: string, out: string): Promise<Omit<Result, 'peakRssMb' | 'gcMs'>> {
+  const t0 = performance.now();
+  const lake = new Lake(out);
+  const seen = new Map<string, number>();
+  const fd = openSync(input, 'r');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  let rest = '';
+  let line = 0;
+  try {
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      const text = rest + chunk.toString('utf8', 0, n);
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        const v = JSON.parse(text.slice(start, nl));
+        start = nl + 1;
+        line++;
+        const data = v.data as string;
+        v.fazenda = v.cod_cliente === '1' ? 'fazenda_um' : 'fazenda_dois';
+        v.consumo_meta = round(v.peso_medio * 0.025 * v.quantidade_animais, 3);
+        v.id_treated_data = uuidV5(`${v.cod_cliente}|${v.id_lote}|${data}`);
+        if (seen.has(v.id_treated_data)) continue;
+        seen.set(v.id_treated_data, Date.now());
+        await lake.add(`${v.fazenda}/${data.slice(0, 4)}/${data.slice(5, 7)}/${data.slice(8, 10)}`, v, line);
+      }
+      rest = text.slice(start);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  await lake.end();
+  return { ms: performance.now() - t0, written: lake.written, errors: 0 };
 }
 
-const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+// ------------------------------------------------------------------ input and harness
+
+/** Feedlot records as seed 004 sends them, 3 % of them exact repeats of a recent line. */
+function writeInput(path: string, records: number): void {
+  const fd = openSync(path, 'w');
+  let buf = '';
+  const lines: string[] = [];
+  for (let i = 0; i < records; i++) {
+    let text: string;
+    if (i > 0 && random(7, i, 0) < 0.03) text = lines[Math.floor(random(7, i, 1) * lines.length)];
+    else {
+      const r = (f: number) => random(7, i, f);
+      text = JSON.stringify({
+        cod_cliente: String(Math.trunc(r(2) * 2) + 1),
+        id_lote: `L${Math.trunc(i / 50) + 1}`,
+        id_curral: `C${Math.trunc(r(3) * 40) + 1}`,
+        data: dateText(1710892800000 + (i % 20) * 86400000 + Math.trunc(r(4) * 86400000)),
+        peso_medio: round(300 + r(5) * 200, 1),
+        quantidade_animais: Math.trunc(r(6) * 120) + 20,
+        consumo_real: round(r(7) * 900, 2),
+      });
+      if (lines.length < 64) lines.push(text);
+      else lines[i % 64] = text;
+    }
+    buf += `${text}\n`;
+    if (buf.length > 1 << 20) {
+      writeSync(fd, buf);
+      buf = '';
+    }
+  }
+  writeSync(fd, buf);
+  closeSync(fd);
+}
+
+async function child(kase: string, side: Side, records: number, input: string, out: string): Promise<void> {
+  const { PerformanceObserver } = await import('node:perf_hooks');
+  let gcMs = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  let r: Omit<Result, 'peakRssMb' | 'gcMs'>;
+  if (side === 'sluice') r = await runSluice(kase, records, input, out);
+  else r = kase === 'demo' ? await baselineDemo(records, out) : await baselineFile(input, out);
+  await new Promise((done) => setImmediate(done));
+  obs.disconnect();
+  const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  process.stdout.write(`${JSON.stringify({ ...r, peakRssMb, gcMs: Math.round(gcMs) })}\n`);
+}
+
+function spawnSide(kase: string, side: Side, records: number, input: string, out: string): Result {
+  mkdirSync(out, { recursive: true });
+  const p = spawnSync(
+    process.execPath,
+    [...process.execArgv, import.meta.filename, '--child', kase, side, String(records), input, out],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  if (p.status !== 0) throw new Error(`${kase}/${side} failed (${p.status}): ${p.stderr}`);
+  const last = p.stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last) as Result;
+}
+
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-async function main(): Promise<void> {
+function main(): void {
   const root = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  const summary: Record<string, unknown> = { records: RECORDS, node: process.version };
   try {
-    // Warm both paths up (JIT, expression caches) on a small run before measuring.
-    await runBaseline(WARMUP, join(root, 'warm-baseline'));
-    await runSluice(WARMUP, join(root, 'warm-sluice'));
-    rmSync(root, { recursive: true, force: true });
-
-    // A run leaves the heap grown for the next one: alternate the order (sluice, baseline,
-    // baseline, sluice, …) and keep each side's best, so neither profits from going second.
-    // Peak RSS is the first sluice run's, which no baseline run preceded.
-    const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
-    const order: ('sluice' | 'baseline')[] = [];
-    for (let r = 0; r < rounds; r++) {
-      order.push(...(r % 2 === 0 ? (['sluice', 'baseline'] as const) : (['baseline', 'sluice'] as const)));
+    const input = join(root, 'input.ndjson');
+    if (CASES.includes('file')) writeInput(input, RECORDS);
+    // Warm the disk cache and the module cache on a small run of each side first.
+    for (const kase of CASES) {
+      for (const side of ['sluice', 'baseline'] as const)
+        spawnSide(kase, side, 20_000, input, join(root, `warm-${kase}-${side}`));
     }
-    const best = { sluice: Number.POSITIVE_INFINITY, baseline: Number.POSITIVE_INFINITY };
-    const peak = { sluice: 0, baseline: 0 };
-    for (const [k, side] of order.entries()) {
-      const dir = join(root, `${side}-${k}`);
-      const m = await measured(() =>
-        side === 'sluice' ? runSluice(RECORDS, dir) : runBaseline(RECORDS, dir),
-      );
-      rmSync(dir, { recursive: true, force: true });
-      best[side] = Math.min(best[side], m.ms);
-      if (peak[side] === 0) peak[side] = m.peakRss;
+    for (const kase of CASES) {
+      const r: Record<Side, Result> = {
+        sluice: spawnSide(kase, 'sluice', RECORDS, input, join(root, `${kase}-sluice`)),
+        baseline: spawnSide(kase, 'baseline', RECORDS, input, join(root, `${kase}-baseline`)),
+      };
+      rmSync(join(root, `${kase}-sluice`), { recursive: true, force: true });
+      rmSync(join(root, `${kase}-baseline`), { recursive: true, force: true });
+      const rps = (x: Result) => (RECORDS / x.ms) * 1000;
+      const ratio = rps(r.sluice) / rps(r.baseline);
+      const line = (side: Side) =>
+        `  ${side.padEnd(9)}${fmt(rps(r[side])).padStart(10)} records/s  ${(r[side].ms / 1000).toFixed(2).padStart(6)}s  peak RSS ${String(r[side].peakRssMb).padStart(4)} MB  GC ${(r[side].gcMs / 1000).toFixed(2)}s  written ${fmt(r[side].written)}, errors ${fmt(r[side].errors)}`;
       process.stdout.write(
-        `  run ${k + 1}: ${side.padEnd(8)} ${fmt((RECORDS / m.ms) * 1000).padStart(9)} records/s  peak RSS ${mb(m.peakRss)} MB\n`,
+        `${kase} pipeline, ${fmt(RECORDS)} records\n${line('sluice')}\n${line('baseline')}\n  ratio    ${ratio.toFixed(2)} (sluice / hand-written loop)\n`,
       );
+      summary[kase] = {
+        sluice_rps: Math.round(rps(r.sluice)),
+        baseline_rps: Math.round(rps(r.baseline)),
+        ratio: Number(ratio.toFixed(3)),
+        sluice_peak_rss_mb: r.sluice.peakRssMb,
+        baseline_peak_rss_mb: r.baseline.peakRssMb,
+        sluice_gc_ms: r.sluice.gcMs,
+        baseline_gc_ms: r.baseline.gcMs,
+      };
     }
-
-    const sluiceRps = (RECORDS / best.sluice) * 1000;
-    const baselineRps = (RECORDS / best.baseline) * 1000;
-    const ratio = sluiceRps / baselineRps;
-    process.stdout.write(
-      [
-        `demo pipeline, ${fmt(RECORDS)} records, best of ${rounds} (lake buffer ${LAKE_MAX_RECORDS} records per partition)`,
-        `  sluice    ${fmt(sluiceRps).padStart(9)} records/s  ${(best.sluice / 1000).toFixed(2)}s  peak RSS ${mb(peak.sluice)} MB (first run)  written ${fmt(last.sluice?.written ?? 0)}, files ${last.sluice?.files}`,
-        `  baseline  ${fmt(baselineRps).padStart(9)} records/s  ${(best.baseline / 1000).toFixed(2)}s  peak RSS ${mb(peak.baseline)} MB (first run)  written ${fmt(last.baseline?.written ?? 0)}, files ${last.baseline?.files}`,
-        `  ratio     ${ratio.toFixed(2)} (sluice / baseline)`,
-        `  process peak RSS ${mb(process.resourceUsage().maxRSS * 1024)} MB (every run and the warm-up)`,
-        JSON.stringify({
-          records: RECORDS,
-          sluice_rps: Math.round(sluiceRps),
-          baseline_rps: Math.round(baselineRps),
-          ratio: Number(ratio.toFixed(3)),
-          peak_rss_mb: mb(peak.sluice),
-        }),
-      ].join('\n') + '\n',
-    );
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 }
 
-await main();
+const at = process.argv.indexOf('--child');
+const inputOnly = process.argv.indexOf('--write-input');
+if (inputOnly >= 0) {
+  // For profiling one side by hand: --write-input <path> <records>, then --child file <side> <records> <path> <out>.
+  writeInput(process.argv[inputOnly + 1], Number(process.argv[inputOnly + 2]));
+} else if (at >= 0) {
+  const [kase, side, records, input, out] = process.argv.slice(at + 1);
+  await child(kase, side as Side, Number(records), input, out);
+} else {
+  main();
+}
