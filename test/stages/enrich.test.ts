@@ -33,6 +33,21 @@ describe('enrich', () => {
     expect(run.failed[0][0].value).toEqual({ d: 0 });
   });
 
+  it('reads now() once per batch: every record and field of a batch gets the same instant', async () => {
+    const process = transform(enrichTransform, {
+      set: { a: 'now()', b: 'format_time(now(), "yyyy-MM-dd HH:mm:ss.SSS")', n: 'lower(name)' },
+    });
+    const batch = Array.from({ length: 200 }, (_, i) => record({ name: `N${i}` }));
+    const first = await process(batch);
+    const stamps = new Set(first.pushed.map((r) => (r.value as { a: string }).a));
+    expect(stamps.size).toBe(1);
+    const [a] = stamps;
+    expect(first.pushed[0].value).toMatchObject({ b: a.replace('T', ' ').replace('Z', '') });
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await process([record({ name: 'x' })]);
+    expect(Date.parse((second.pushed[0].value as { a: string }).a)).toBeGreaterThan(Date.parse(a));
+  });
+
   it('a record that is not an object fails', async () => {
     const process = transform(enrichTransform, { set: { a: '1' } });
     const run = await process([record('text'), record([1, 2]), record(null)]);

@@ -7,7 +7,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import { compile } from '../../expr/index.ts';
+import { compile, inBatch } from '../../expr/index.ts';
 import { ContiguousTracker } from '../../runtime/ack.ts';
 import { checkpointPath } from '../../runtime/checkpoint.ts';
 import type { RecordInit } from '../../runtime/record.ts';
@@ -96,16 +96,21 @@ export const generateSource = defineSource({
           const n = Math.min(batchSize, end - i);
           const batch: RecordInit[] = [];
           const failed: [RecordInit, string][] = [];
-          for (let j = 0; j < n; j++, i++) {
-            const meta = { index: i };
-            try {
-              const value = build(origin(i));
-              const key = keyExpr ? String(keyExpr.evaluate(value)) : undefined;
-              batch.push({ value, key, position: String(i), meta });
-            } catch (err) {
-              failed.push([{ value: { i }, position: String(i), meta }, (err as Error).message]);
+          const first = i;
+          inBatch(() => {
+            for (let j = 0; j < n; j++) {
+              const at = first + j;
+              const meta = { index: at };
+              try {
+                const value = build(origin(at));
+                const key = keyExpr ? String(keyExpr.evaluate(value)) : undefined;
+                batch.push({ value, key, position: String(at), meta });
+              } catch (err) {
+                failed.push([{ value: { i: at }, position: String(at), meta }, (err as Error).message]);
+              }
             }
-          }
+          });
+          i += n;
           const ticket = tracker.track(i - 1);
           // The batch's position also covers its failed records: it is committable only once
           // the error output handled them too.
