@@ -148,12 +148,24 @@ interface Common<K extends StageKind, P extends TProperties> {
   /** One paragraph for docs and `sluice schema`. */
   description: string;
   options: TObject<P>;
+  /** A complete pipeline (YAML) that uses this stage type, for `sluice docs`; the tests validate it. */
+  example?: string;
   /** Static checks beyond the schema: API limits, memory bounds, insecure settings. */
   check?(options: Static<TObject<P>>, report: CheckReport, span?: Span): void;
 }
 
+/** A field a source puts on its records' metadata, read in expressions as `meta.<name>`. */
+export interface MetaField {
+  name: string;
+  /** The CEL type of the value (`string`, `int`, `map(string, string)`, …). */
+  type: string;
+  description: string;
+}
+
 export interface SourceDefinition<P extends TProperties = TProperties> extends Common<'source', P> {
   create(options: Static<TObject<P>>, ctx: StageContext): Source;
+  /** The metadata fields the source sets on every record, for `sluice docs`. */
+  meta?: readonly MetaField[];
   /**
    * Decodes raw payloads with the source's codec into what `run` would emit (records) or route to
    * `<source>.errors` (failed), with the meta the source sets; no I/O (`sluice test`).
@@ -169,6 +181,11 @@ export interface TransformDefinition<P extends TProperties = TProperties> extend
 export interface SinkDefinition<P extends TProperties = TProperties> extends Common<'sink', P> {
   batching: SinkBatchingPolicy | ((options: Static<TObject<P>>) => SinkBatchingPolicy);
   create(options: Static<TObject<P>>, ctx: StageContext): Sink;
+  /**
+   * Which write failures the sink treats as transient (retried while it holds its records) and
+   * which as permanent for the record alone, in a paragraph for `sluice docs`.
+   */
+  transient?: string;
   /**
    * The same sink with its network calls replaced by `ctx.capture` (`sluice test`): records are
    * encoded, keyed, converted and rejected exactly as `create`'s sink does, and each write it

@@ -3,10 +3,7 @@
  * fsynced and renamed, so a reader never sees half a file. Paths come from a template
  * (`{partition}`, `{batch_start}`, `{first_position}`, …) under `dir`.
  *
- * Treated as transient (retried, records held): every file-system error (a full disk, a
- * read-only or unmounted volume, permissions), which an operator fixes while the sink waits.
- * Permanent for the record alone: a value that cannot be encoded (the runtime splits the batch
- * until it is alone) and a path template that escapes `dir`.
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 
 import { join, normalize, resolve, sep } from 'node:path';
@@ -28,6 +25,31 @@ export const fileSink = defineSink({
   kind: 'sink',
   description:
     'Writes batches as local files (ndjson or csv, optional gzip), one per partition per flush, atomically.',
+  transient:
+    'Transient: every file-system error (a full disk, a read-only or unmounted volume, ' +
+    'permissions), which an operator fixes while the sink waits. Permanent for the record alone: ' +
+    'a value that cannot be encoded (the batch is split until it is alone) and a path template ' +
+    'that escapes `dir`.',
+  example: `
+version: 1
+name: file-sink-example
+sources:
+  orders:
+    type: generate
+    count: 100000
+    fields:
+      id: 'i'
+      amount: 'rand * 100.0'
+sinks:
+  lake:
+    type: file
+    from: [orders]
+    dir: ./out/orders
+    path: 'orders_{first_position}-{last_position}{ext}'
+    format: csv
+    compression: gzip
+    buffer: { max_records: 10000, max_age: 30s }
+`,
   options: Type.Object({
     dir: Type.String({ minLength: 1, description: 'Base directory', examples: ['${DEMO_OUT:-./out}'] }),
     path: Template({

@@ -3,13 +3,7 @@
  *
  * `open()` checks with DescribeDeliveryStream that the delivery stream exists and is ACTIVE.
  *
- * Treated as transient (retried, records held): network errors and timeouts, entries refused
- * with ServiceUnavailableException or InternalFailure, throttling (LimitExceeded,
- * KMSThrottlingException), 5xx and 429, and errors about the delivery stream rather than the
- * records (ResourceNotFoundException when it is deleted mid-run, ResourceInUseException,
- * AccessDenied, expired credentials, KMS key disabled or not found). Permanent for the record
- * alone: a value that cannot be encoded, a record over 1000 KiB, and a call refused with
- * ValidationException or InvalidArgumentException (halved until the refused record is alone).
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import {
   DescribeDeliveryStreamCommand,
@@ -66,6 +60,30 @@ export const firehoseSink = defineSink({
   kind: 'sink',
   description:
     'Writes records to a Firehose delivery stream with PutRecordBatch (500 records, 4 MiB per call, 1000 KiB per record). Bytes and strings are sent as they are, other values as JSON.',
+  transient:
+    'Transient: network errors and timeouts, entries refused with ServiceUnavailableException or ' +
+    'InternalFailure, throttling (LimitExceeded, KMSThrottlingException), 5xx and 429, and errors ' +
+    'about the delivery stream rather than the records (ResourceNotFoundException when it is ' +
+    'deleted mid-run, ResourceInUseException, AccessDenied, expired credentials, KMS key disabled ' +
+    'or not found). Permanent for the record alone: a value that cannot be encoded, a record over ' +
+    '1000 KiB, and a call refused with ValidationException or InvalidArgumentException (halved ' +
+    'until the refused record is alone).',
+  example: `
+version: 1
+name: firehose-example
+sources:
+  flow:
+    type: kinesis
+    stream: flow1
+    region: us-east-1
+sinks:
+  delivery:
+    type: firehose
+    from: [flow]
+    delivery_stream: \${FIREHOSE_STREAM:-flow-to-lake}
+    region: us-east-1
+    newline: true
+`,
   options,
   batching: {
     defaults: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_age: 200 },

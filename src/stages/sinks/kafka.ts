@@ -9,14 +9,7 @@
  * `open()` asks the brokers for the topic's metadata: a missing topic fails the run at once
  * (unless `create_topic` creates it), and so do brokers that do not answer.
  *
- * Treated as transient (retried, records held): broker not available, leader not available,
- * not leader for the partition, request timed out, network exceptions, not enough replicas,
- * throttling, and refusals about the topic rather than the records (unknown topic when it is
- * deleted mid-run, topic authorization failed). Permanent for the record alone: a value or key
- * that cannot be encoded, an expression that fails on it, a record over `max_message_bytes`, an
- * invalid topic name from `topic_expr`, and MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE,
- * INVALID_RECORD or INVALID_TIMESTAMP from the broker (the batch is halved until the record at
- * fault is alone).
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import type { Producer } from '@platformatic/kafka';
 import { type Static, Type } from '@sinclair/typebox';
@@ -132,6 +125,34 @@ export const kafkaSink = defineSink({
   type: 'kafka',
   kind: 'sink',
   description: 'Produces records to Kafka; acks them only after the broker acknowledged them.',
+  transient:
+    'Transient: broker not available, leader not available, not leader for the partition, request ' +
+    'timed out, network exceptions, not enough replicas, throttling, and refusals about the topic ' +
+    'rather than the records (unknown topic when it is deleted mid-run, topic authorization ' +
+    'failed). Permanent for the record alone: a value or key that cannot be encoded, an ' +
+    'expression that fails on it, a record over `max_message_bytes`, an invalid topic name from ' +
+    '`topic_expr`, and MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_RECORD or ' +
+    'INVALID_TIMESTAMP from the broker (the batch is halved until the record at fault is alone).',
+  example: `
+version: 1
+name: kafka-sink-example
+sources:
+  quotes:
+    type: generate
+    rate: 100
+    fields:
+      ticker: '["vale3", "petr4"][int(rand * 2.0)]'
+      price: 'round(10.0 + rand * 50.0, 2)'
+sinks:
+  topics:
+    type: kafka
+    from: [quotes]
+    brokers: \${KAFKA_BROKERS:-127.0.0.1:9092}
+    topic_expr: '"quotes." + ticker'
+    key: ticker
+    headers: { source: '"sluice"' }
+    compression: zstd
+`,
   options,
   check(opts, report) {
     if (!opts.topic && !opts.topic_expr) report([], 'schema-value', 'give `topic` or `topic_expr`');

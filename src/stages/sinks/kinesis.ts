@@ -12,13 +12,7 @@
  *
  * `open()` checks with DescribeStreamSummary that the stream exists and is ACTIVE (or UPDATING).
  *
- * Treated as transient (retried, records held): network errors and timeouts, entries refused
- * with ProvisionedThroughputExceededException or InternalFailure, throttling (LimitExceeded,
- * KMSThrottlingException), 5xx and 429, and errors about the stream rather than the records
- * (ResourceNotFoundException when the stream is deleted mid-run, AccessDenied, expired
- * credentials, KMS key disabled or not found). Permanent for the record alone: a value that
- * cannot be encoded, a partition key out of bounds, a record over 1 MiB, and a call refused with
- * ValidationException or InvalidArgumentException (halved until the refused record is alone).
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import {
   DescribeStreamSummaryCommand,
@@ -80,6 +74,34 @@ export const kinesisSink = defineSink({
   kind: 'sink',
   description:
     'Writes records to a Kinesis Data Stream with PutRecords (500 records, 5 MiB per call, 1 MiB per record). Bytes and strings are sent as they are, other values as JSON.',
+  transient:
+    'Transient: network errors and timeouts, entries refused with ' +
+    'ProvisionedThroughputExceededException or InternalFailure, throttling (LimitExceeded, ' +
+    'KMSThrottlingException), 5xx and 429, and errors about the stream rather than the records ' +
+    '(ResourceNotFoundException when the stream is deleted mid-run, AccessDenied, expired ' +
+    'credentials, KMS key disabled or not found). Permanent for the record alone: a value that ' +
+    'cannot be encoded, a partition key out of bounds, a record over 1 MiB, and a call refused ' +
+    'with ValidationException or InvalidArgumentException (halved until the refused record is ' +
+    'alone).',
+  example: `
+version: 1
+name: kinesis-sink-example
+sources:
+  trades:
+    type: generate
+    rate: 1000
+    fields:
+      ticker: '["VALE3", "PETR4", "ITUB4"][int(rand * 3.0)]'
+      price: 'round(10.0 + rand * 50.0, 2)'
+sinks:
+  stream:
+    type: kinesis
+    from: [trades]
+    stream: \${KINESIS_STREAM:-flow1}
+    region: us-east-1
+    partition_key: ticker
+    ordered: true
+`,
   options,
   batching: {
     defaults: { max_records: MAX_RECORDS, max_bytes: MAX_CALL_BYTES, max_age: 200 },

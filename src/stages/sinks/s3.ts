@@ -13,11 +13,7 @@
  * A record that cannot be encoded (a value nested too deep, a BigInt) fails alone; the object
  * holds the others.
  *
- * Treated as transient (retried, records held): network errors and timeouts, SlowDown and
- * other throttling, 5xx and 429, and errors about the bucket rather than the records
- * (NoSuchBucket, AccessDenied, expired credentials, KMS errors), so a bucket deleted or a policy
- * changed mid-run is waited out. Permanent: EntityTooLarge, InvalidArgument, KeyTooLongError,
- * InvalidStorageClass (the object is refused; the runtime splits the batch to find the records).
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import { HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -52,6 +48,39 @@ export const s3Sink = defineSink({
     'Writes batches as S3 objects: one per partition per flush, never one per record unless asked. ' +
     'Keys built only from {partition}, {first_position}, {last_position}, {count} and {ext} are deterministic: ' +
     'a replay after a crash overwrites the same object.',
+  transient:
+    'Transient: network errors and timeouts, SlowDown and other throttling, 5xx and 429, and ' +
+    'errors about the bucket rather than the records (NoSuchBucket, AccessDenied, expired ' +
+    'credentials, KMS errors), so a bucket deleted or a policy changed mid-run is waited out. ' +
+    'Permanent: EntityTooLarge, InvalidArgument, KeyTooLongError and InvalidStorageClass (the ' +
+    'object is refused; the batch is split to find the records at fault), and a record that ' +
+    'cannot be encoded.',
+  example: `
+version: 1
+name: s3-example
+sources:
+  consumption:
+    type: generate
+    count: 100000
+    fields:
+      fazenda: '["fazenda_um", "fazenda_dois"][int(rand * 2.0)]'
+      data: '"2026-01-15T06:00:00Z"'
+      consumo_real: 'rand * 10.0'
+transforms:
+  by_day:
+    type: partition
+    from: [consumption]
+    by: 'fazenda + "/" + format_time(data, "yyyy/MM/dd")'
+sinks:
+  lake:
+    type: s3
+    from: [by_day]
+    bucket: historico-consumo-fazendas
+    region: us-east-1
+    key: 'historico_diario/{partition}/historico_consumo_{first_position}{ext}'
+    compression: gzip
+    buffer: { max_bytes: 5MiB, max_records: 10000, max_age: 60s }
+`,
   options: Type.Object({
     bucket: Type.String({
       minLength: 1,

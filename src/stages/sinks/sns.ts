@@ -6,13 +6,7 @@
  *
  * `open()` checks with GetTopicAttributes that the topic exists and the credentials may use it.
  *
- * Treated as transient (retried, records held): network errors and timeouts, throttling
- * (Throttled, KMSThrottling), InternalError, 5xx and 429, and errors about the topic rather than
- * the records (NotFound when the topic is deleted mid-run, AuthorizationError, expired
- * credentials, KMS key disabled or access denied). Permanent for the record alone: a value that
- * cannot be encoded, an expression that fails on it, a message over 256 KiB, entries refused
- * with InvalidParameter or another sender fault, and a call refused for its content (halved
- * until the refused record is alone).
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import {
   GetTopicAttributesCommand,
@@ -51,6 +45,34 @@ export const snsSink = defineSink({
   kind: 'sink',
   description:
     'Publishes records to an SNS topic with PublishBatch (10 entries, 256 KiB per call); subject, attributes and FIFO ids from expressions.',
+  transient:
+    'Transient: network errors and timeouts, throttling (Throttled, KMSThrottling), ' +
+    'InternalError, 5xx and 429, and errors about the topic rather than the records (NotFound ' +
+    'when the topic is deleted mid-run, AuthorizationError, expired credentials, KMS key disabled ' +
+    'or access denied). Permanent for the record alone: a value that cannot be encoded, an ' +
+    'expression that fails on it, a message over 256 KiB, entries refused with InvalidParameter ' +
+    'or another sender fault, and a call refused for its content (halved until the refused record ' +
+    'is alone).',
+  example: `
+version: 1
+name: sns-sink-example
+sources:
+  consumption:
+    type: generate
+    count: 100
+    fields:
+      cod_cliente: 'string(i % 2 + 1)'
+      consumo_real: 'rand * 10.0'
+sinks:
+  topic:
+    type: sns
+    from: [consumption]
+    topic_arn: \${SNS_TOPIC_ARN:-arn:aws:sns:us-east-1:123456789012:historico-consumo}
+    region: us-east-1
+    subject: '"consumo " + cod_cliente'
+    attributes:
+      cod_cliente: cod_cliente
+`,
   options: Type.Object({
     topic_arn: Type.String({
       minLength: 1,

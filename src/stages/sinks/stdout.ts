@@ -1,7 +1,6 @@
 /**
  * `stdout`: one JSON line per record (or pretty JSON), for consumers that print. Logs stay on stderr.
- * Treated as transient: write errors of the stream. Permanent for the record alone: a value that
- * cannot be encoded (the runtime splits the batch until it is alone).
+ * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import { Type } from '@sinclair/typebox';
 import { defineSink } from '../define.ts';
@@ -10,6 +9,24 @@ export const stdoutSink = defineSink({
   type: 'stdout',
   kind: 'sink',
   description: 'Prints records to standard output, one JSON line each (or indented JSON with `pretty`).',
+  transient:
+    'Transient: write errors of the output stream. Permanent for the record alone: a value that ' +
+    'cannot be encoded (the batch is split until it is alone).',
+  example: `
+version: 1
+name: stdout-example
+sources:
+  orders:
+    type: generate
+    count: 10
+    fields:
+      id: 'i'
+sinks:
+  print:
+    type: stdout
+    from: [orders]
+    format: pretty
+`,
   options: Type.Object({
     format: Type.Optional(
       Type.Union([Type.Literal('ndjson'), Type.Literal('pretty')], { default: 'ndjson' }),

@@ -38,6 +38,37 @@ export const fileSource = defineSource({
   kind: 'source',
   description:
     'Reads local files (glob, or `-` for stdin): ndjson, JSON array, CSV with header, or lines; gzip by extension.',
+  meta: [
+    {
+      name: 'file',
+      type: 'string',
+      description: 'Path of the file the record was read from (`-` for stdin)',
+    },
+    {
+      name: 'line',
+      type: 'int',
+      description: 'Line of the record in its file, from 1 (for `json`, the index of the item in the array)',
+    },
+  ],
+  example: `
+version: 1
+name: file-example
+sources:
+  readings:
+    type: file
+    path: 'data/readings-*.csv.gz'
+    format: csv
+transforms:
+  tagged:
+    type: enrich
+    from: [readings]
+    set:
+      source_file: 'meta.file'
+      source_line: 'meta.line'
+sinks:
+  print: { type: stdout, from: [tagged] }
+  rejected: { type: file, from: [readings.errors], dir: ./errors, path: 'readings_{first_position}{ext}' }
+`,
   options: Type.Object({
     path: Type.String({
       minLength: 1,

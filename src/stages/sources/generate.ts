@@ -19,6 +19,31 @@ export const generateSource = defineSource({
   kind: 'source',
   description:
     'Generates records whose fields are CEL expressions over `i` (the record index) and `rand` (a seeded random number in [0, 1), fresh for each field).',
+  meta: [
+    {
+      name: 'index',
+      type: 'int',
+      description: 'The record index `i`: 0 for the first record, counting on across restarts',
+    },
+  ],
+  example: `
+version: 1
+name: generate-example
+sources:
+  orders:
+    type: generate
+    count: 1000
+    rate: 100
+    seed: 7
+    fields:
+      id: 'i'
+      farm: '["fazenda_um", "fazenda_dois"][int(rand * 2.0)]'
+      weight: 'round(300.0 + rand * 200.0, 1)'
+    duplicates: 0.05
+    key: 'farm'
+sinks:
+  print: { type: stdout, from: [orders] }
+`,
   options: Type.Object({
     count: Type.Optional(
       Type.Integer({ minimum: 0, description: 'Records to generate; unbounded when absent' }),

@@ -138,6 +138,42 @@ export const kafkaSource = defineSource({
   kind: 'source',
   description:
     'Consumes Kafka topics in a consumer group; commits group offsets only up to what the sinks made durable.',
+  meta: [
+    { name: 'topic', type: 'string', description: 'Topic the message was read from' },
+    { name: 'partition', type: 'int', description: 'Partition of the message' },
+    { name: 'offset', type: 'int', description: 'Offset of the message in its partition' },
+    {
+      name: 'key',
+      type: 'string or null',
+      description: 'Message key as UTF-8 text, null when it has none (also the record key)',
+    },
+    { name: 'headers', type: 'map(string, string)', description: 'Message headers, values as UTF-8 text' },
+    {
+      name: 'timestamp',
+      type: 'int',
+      description: 'Message timestamp, epoch milliseconds (also the record time)',
+    },
+  ],
+  example: `
+version: 1
+name: kafka-example
+sources:
+  quotes:
+    type: kafka
+    brokers: \${KAFKA_BROKERS:-127.0.0.1:9092}
+    topics: [vale3, petr4]
+    group: quotes-printer
+    start: earliest
+transforms:
+  located:
+    type: enrich
+    from: [quotes]
+    set:
+      ticker: 'meta.topic'
+      at: 'string(meta.partition) + "/" + string(meta.offset)'
+sinks:
+  print: { type: stdout, from: [located] }
+`,
   options,
   check(opts, report) {
     if (!opts.topics && !opts.topic_pattern) report([], 'schema-value', 'give `topics` or `topic_pattern`');

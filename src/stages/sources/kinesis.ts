@@ -99,6 +99,51 @@ export const kinesisSource = defineSource({
   kind: 'source',
   description:
     'Reads a Kinesis Data Stream: every shard, parents before children, KPL de-aggregation, per-shard checkpoints.',
+  meta: [
+    { name: 'stream', type: 'string', description: 'Stream name' },
+    { name: 'shard_id', type: 'string', description: 'Shard the record was read from' },
+    {
+      name: 'sequence_number',
+      type: 'string',
+      description: 'Sequence number of the record in its shard (of the aggregate, for KPL records)',
+    },
+    { name: 'partition_key', type: 'string', description: 'Partition key the producer gave the record' },
+    {
+      name: 'arrival_time',
+      type: 'string',
+      description: 'When Kinesis received the record (ApproximateArrivalTimestamp), ISO 8601',
+    },
+    {
+      name: 'sub_sequence_number',
+      type: 'int',
+      description: 'Index of the record within its KPL aggregate; only on de-aggregated records',
+    },
+    {
+      name: 'explicit_hash_key',
+      type: 'string',
+      description: 'Explicit hash key of a KPL user record, when its producer set one',
+    },
+  ],
+  example: `
+version: 1
+name: kinesis-example
+sources:
+  flow:
+    type: kinesis
+    stream: \${KINESIS_STREAM:-flow1}
+    region: us-east-1
+    start: trim_horizon
+    codec: json
+transforms:
+  annotated:
+    type: enrich
+    from: [flow]
+    set:
+      shard: 'meta.shard_id'
+      sequence_number: 'meta.sequence_number'
+sinks:
+  print: { type: stdout, from: [annotated] }
+`,
   options,
   check(o, report) {
     if (o.poll_interval !== undefined && o.poll_interval < 200) {

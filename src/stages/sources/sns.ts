@@ -52,6 +52,44 @@ export const snsSource = defineSource({
   kind: 'source',
   description:
     'Receives SNS notifications over HTTP, verifies their signatures, and answers 200 only once the records are durable.',
+  meta: [
+    {
+      name: 'message_id',
+      type: 'string',
+      description: 'SNS MessageId (SNS may deliver a message twice; this identifies it)',
+    },
+    { name: 'topic_arn', type: 'string', description: 'ARN of the topic that published the message' },
+    { name: 'timestamp', type: 'string', description: 'When SNS published the message, ISO 8601' },
+    { name: 'subject', type: 'string', description: 'Subject of the message, when it has one' },
+    {
+      name: 'attributes',
+      type: 'map(string, string)',
+      description:
+        'String-valued message attributes by name, when there are any (not covered by the signature)',
+    },
+  ],
+  example: `
+version: 1
+name: sns-example
+sources:
+  consumption:
+    type: sns
+    listen: { address: 0.0.0.0, port: 8080, path: /sns }
+    topic_arn: \${SNS_TOPIC_ARN:-arn:aws:sns:us-east-1:123456789012:historico-consumo}
+    region: us-east-1
+transforms:
+  stamped:
+    type: enrich
+    from: [consumption]
+    set:
+      message_id: 'meta.message_id'
+sinks:
+  lake:
+    type: file
+    from: [stamped]
+    dir: ./out
+    path: 'consumption_{batch_start}{ext}'
+`,
   options: Type.Object({
     listen: Type.Object(
       {

@@ -24,6 +24,28 @@ export const dedupTransform = defineTransform({
   type: 'dedup',
   kind: 'transform',
   description: 'Drops records whose key was already seen within `ttl`; memory bounded by `max_keys` (LRU).',
+  example: `
+version: 1
+name: dedup-example
+sources:
+  orders:
+    type: generate
+    count: 10000
+    duplicates: 0.1
+    fields:
+      order_id: 'string(i)'
+      amount: 'rand * 100.0'
+transforms:
+  unique:
+    type: dedup
+    from: [orders]
+    key: order_id
+    ttl: 24h
+    max_keys: 1000000
+    store: file
+sinks:
+  print: { type: stdout, from: [unique] }
+`,
   options: Type.Object({
     key: Expr({
       description: 'CEL expression whose value identifies a record',

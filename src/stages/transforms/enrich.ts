@@ -13,6 +13,33 @@ export const enrichTransform = defineTransform({
   kind: 'transform',
   description:
     'Sets fields from CEL expressions (evaluated in order, each seeing the fields set before it), renames and removes fields.',
+  example: `
+version: 1
+name: enrich-example
+sources:
+  lots:
+    type: generate
+    count: 100
+    fields:
+      cod_cliente: 'string(i % 2 + 1)'
+      id_lote: 'string(i)'
+      peso_medio: '300.0 + rand * 100.0'
+      quantidade_animais: 'int(rand * 50.0) + 1'
+      data: '"2026-01-15T06:00:00Z"'
+transforms:
+  enriched:
+    type: enrich
+    from: [lots]
+    set:
+      fazenda: 'cod_cliente == "1" ? "fazenda_um" : "fazenda_dois"'
+      consumo_meta: 'peso_medio * 0.025 * double(quantidade_animais)'
+      id_treated_data: 'uuid_v5(cod_cliente + "|" + id_lote + "|" + data)'
+    rename: { quantidade_animais: animais }
+    remove: [cod_cliente]
+sinks:
+  print: { type: stdout, from: [enriched] }
+  rejected: { type: stdout, from: [enriched.errors] }
+`,
   options: Type.Object({
     set: Type.Optional(
       Type.Record(

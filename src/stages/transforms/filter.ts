@@ -8,6 +8,24 @@ export const filterTransform = defineTransform({
   type: 'filter',
   kind: 'transform',
   description: 'Keeps the records for which `where` is true; the others are acked and counted as dropped.',
+  example: `
+version: 1
+name: filter-example
+sources:
+  readings:
+    type: generate
+    count: 100
+    fields:
+      sensor: 'string(i % 10)'
+      temperature: '15.0 + rand * 30.0'
+transforms:
+  hot:
+    type: filter
+    from: [readings]
+    where: 'temperature > 35.0'
+sinks:
+  print: { type: stdout, from: [hot] }
+`,
   options: Type.Object({
     where: Expr({
       description: 'CEL expression; records for which it is true pass',

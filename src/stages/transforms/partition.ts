@@ -9,6 +9,28 @@ export const partitionTransform = defineTransform({
   kind: 'transform',
   description:
     'Sets the record partition (used by `{partition}` in sink key templates and per-partition buffers).',
+  example: `
+version: 1
+name: partition-example
+sources:
+  consumption:
+    type: generate
+    count: 1000
+    fields:
+      fazenda: '["fazenda_um", "fazenda_dois"][int(rand * 2.0)]'
+      data: '"2026-01-15T06:00:00Z"'
+transforms:
+  by_day:
+    type: partition
+    from: [consumption]
+    by: 'fazenda + "/" + format_time(data, "yyyy/MM/dd")'
+sinks:
+  lake:
+    type: file
+    from: [by_day]
+    dir: ./out
+    path: 'historico_diario/{partition}/historico_consumo_{first_position}{ext}'
+`,
   options: Type.Object({
     by: Expr({
       description: 'CEL expression giving the partition, e.g. a path fragment',

@@ -14,13 +14,7 @@
  *   failed statement, so the good rows still commit and the bad ones come back with the
  *   database's message.
  *
- * Treated as transient, the whole batch is retried by the runtime with backoff and nothing is
- * sent to the error output: connection refused, reset, lost or killed; connect and statement
- * timeouts (`timeout`); DNS failures; too many connections; server shutdown; lock wait timeouts
- * and deadlocks; a read-only server (--read-only or super_read_only during a failover, errors
- * 1290, 1792, 1836); and every other error that is not about a row (a dropped table or column, a
- * revoked grant, a full disk), which an operator fixes while the sink waits. The full list is in
- * errors.ts.
+ * Transient and permanent failures: `transient` in the definition; the full list is in errors.ts.
  *
  * During an outage a write fails within `timeout` (a new connection within 5 s) instead of
  * hanging: the runtime does the retrying. Problems found at start (an unreachable server, bad
@@ -118,6 +112,49 @@ export const mysqlSink = defineSink({
   kind: 'sink',
   description:
     'Writes records as rows of a MySQL/MariaDB table, one transaction per batch; rows the database rejects and values that do not fit their column go to the error output with the reason, outages are waited out.',
+  transient:
+    'Transient (the whole batch is retried and nothing goes to the error output): connection ' +
+    'refused, reset, lost or killed; connect and statement timeouts (`timeout`); DNS failures; ' +
+    'too many connections; server shutdown; lock wait timeouts and deadlocks; a read-only server ' +
+    '(--read-only or super_read_only during a failover, errors 1290, 1792, 1836); and every other ' +
+    'error that is not about a row (a dropped table or column, a revoked grant, a full disk), ' +
+    'which an operator fixes while the sink waits. Permanent for the record alone: a value that ' +
+    'cannot go into its column, a record that is not an object or has no field that is a column, ' +
+    'and a row the database rejects for its data (too long, NOT NULL, bad date, duplicate key, ' +
+    'check constraint); the other rows of the batch are written.',
+  example: `
+version: 1
+name: mysql-example
+sources:
+  consumption:
+    type: generate
+    count: 1000
+    fields:
+      id_lote: 'string(i % 100)'
+      data: '"2026-01-15"'
+      consumo_real: 'rand * 10.0'
+transforms:
+  keyed:
+    type: enrich
+    from: [consumption]
+    set:
+      id_treated_data: 'uuid_v5(id_lote + "|" + data)'
+sinks:
+  warehouse:
+    type: mysql
+    from: [keyed]
+    url: \${MYSQL_URL:-mysql://root@127.0.0.1:3306/fazendas}
+    table: historico_consumo
+    mode: upsert
+    key: [id_treated_data]
+    create_table: true
+    columns:
+      id_treated_data: VARCHAR(64)
+      id_lote: VARCHAR(32)
+      data: DATE
+      consumo_real: DOUBLE
+  rejected: { type: file, from: [warehouse.errors], dir: ./errors, path: 'warehouse_{first_position}{ext}' }
+`,
   options,
   check(opts, report) {
     const urlProblem = urlCredentialProblem(opts.url);
