@@ -11,6 +11,7 @@ import {
   isPair,
   isScalar,
   isSeq,
+  Lexer,
   LineCounter,
   type Node,
   parseAllDocuments,
@@ -78,9 +79,11 @@ export function loadSpec(
   const fromEnv = new Set<string>();
   const envValues = new Set<string>();
 
+  // `{ url: ${MYSQL_URL} }`: the braces of an unquoted reference would open a flow mapping.
+  const flowRefs = protectFlowRefs(source);
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
-    docs = parseAllDocuments(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
+    docs = parseAllDocuments(flowRefs.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   } catch (err) {
     // The parser reports its own errors; anything it throws is still a diagnostic, never a stack trace.
     report('yaml-syntax', `cannot parse this file: ${(err as Error).message}`, 0, 0);
@@ -114,7 +117,7 @@ export function loadSpec(
         );
         if (key) end = err.pos[0] + key[0].length;
       } else if (/\$\{/.test(sourceLine(source, err.pos[0]))) {
-        msg += ' (a ${VAR} inside { } or [ ] must be quoted, or written in block style)';
+        msg += ' (inside { } or [ ], a ${VAR} whose default holds { or } must be quoted)';
       }
       report(code, msg, err.pos[0], end);
     }
@@ -122,7 +125,13 @@ export function loadSpec(
     for (const w of doc.warnings)
       report('yaml-syntax', yamlMessage(w.message), w.pos[0], w.pos[1], 'warning');
     if (doc.errors.length === 0) {
-      const walker = new Walker(doc, env, report, { valueRanges, keyRanges, scalars, fromEnv, envValues });
+      const walker = new Walker(doc, env, report, flowRefs.restore, {
+        valueRanges,
+        keyRanges,
+        scalars,
+        fromEnv,
+        envValues,
+      });
       try {
         value = walker.toValue(doc.contents as Node | null, []);
       } catch (err) {
@@ -185,6 +194,7 @@ class Walker {
   private readonly doc: Document.Parsed;
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly report: Report;
+  private readonly restore: Restore;
   private readonly valueRanges: Map<string, [number, number]>;
   private readonly keyRanges: Map<string, [number, number]>;
   private readonly scalars: Map<string, ScalarInfo>;
@@ -195,6 +205,7 @@ class Walker {
     doc: Document.Parsed,
     env: Readonly<Record<string, string | undefined>>,
     report: Report,
+    restore: Restore,
     maps: {
       valueRanges: Map<string, [number, number]>;
       keyRanges: Map<string, [number, number]>;
@@ -206,6 +217,7 @@ class Walker {
     this.doc = doc;
     this.env = env;
     this.report = report;
+    this.restore = restore;
     this.valueRanges = maps.valueRanges;
     this.keyRanges = maps.keyRanges;
     this.scalars = maps.scalars;
@@ -237,7 +249,7 @@ class Walker {
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
         const keyNode = pair.key as Node | null;
-        const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+        const key = isScalar(keyNode) ? this.restore(String(keyNode.value), keyNode.range) : String(keyNode);
         if (key === '<<') {
           // Merge key: copy the aliased mapping's entries under this mapping.
           const merged = this.toValue(pair.value as Node, path, aliasFrom);
@@ -279,7 +291,7 @@ class Walker {
     if (!aliasFrom && node.range) {
       this.scalars.set(key, { start: node.range[0], end: node.range[1], type: node.type });
     }
-    const v = node.value;
+    const v = typeof node.value === 'string' ? this.restore(node.value, node.range) : node.value;
     if (typeof v !== 'string' || !v.includes('$')) return v;
     const result = interpolate(v, this.env);
     if (result.unset.length > 0) {
@@ -299,6 +311,66 @@ class Walker {
     if (result.whole && node.type === Scalar.PLAIN) return coerceScalar(result.text);
     return result.text;
   }
+}
+
+/** Gives a plain scalar back the references `protectFlowRefs` hid in it (`range`: the scalar's). */
+type Restore = (value: string, range: readonly [number, number, number?] | null | undefined) => string;
+
+/**
+ * Stands in for each character of a hidden reference: a private-use character, which YAML
+ * reads as an ordinary character of a plain scalar (no indicator, printable) and specs never hold.
+ */
+const HIDDEN = '\uE000';
+
+/**
+ * Hides the unquoted `${...}` references that sit in flow collections (`{ url: ${MYSQL_URL} }`,
+ * `[${A}, ${B}]`) from the YAML parser, whose flow context reads their braces as a mapping.
+ * Each reference is replaced by as many HIDDEN characters as it has, so every offset, line and
+ * column the parser reports is that of the file; `restore` puts the references back into the
+ * scalars that hold them, before substitution. YAML's own lexer finds them: a plain scalar ending
+ * in `$` directly followed by a `{` that opens a flow mapping. Quoted scalars, block scalars and
+ * comments are single tokens to it, so references there are never touched (they need no help),
+ * nor are those in block context, where braces are ordinary characters.
+ */
+export function protectFlowRefs(source: string): { text: string; restore: Restore } {
+  const none = { text: source, restore: (value: string) => value };
+  if (!source.includes('${') || source.includes(HIDDEN)) return none;
+  const hidden: { at: number; ref: string }[] = [];
+  let offset = 0;
+  let previous = '';
+  for (const token of new Lexer().lex(source)) {
+    // Markers of the lexer's state, not text of the file.
+    if (token === '\x02' || token === '\x18' || token === '\x1f') continue;
+    if (token === '{' && previous.endsWith('$')) {
+      const ref = /^\$\{[^{}\n]*\}/.exec(source.slice(offset - 1, offset + 1024));
+      if (ref) hidden.push({ at: offset - 1, ref: ref[0] });
+    }
+    previous = token;
+    offset += token.length;
+  }
+  if (hidden.length === 0) return none;
+  let text = '';
+  let from = 0;
+  for (const h of hidden) {
+    text += source.slice(from, h.at) + HIDDEN.repeat(h.ref.length);
+    from = h.at + h.ref.length;
+  }
+  text += source.slice(from);
+  const restore: Restore = (value, range) => {
+    if (!range || !value.includes(HIDDEN)) return value;
+    let out = value;
+    let cursor = 0;
+    for (const h of hidden) {
+      if (h.at < range[0] || h.at >= range[1]) continue;
+      // A plain scalar's value is its text (lines folded): the references come in file order.
+      const i = out.indexOf(HIDDEN, cursor);
+      if (i < 0) break;
+      out = out.slice(0, i) + h.ref + out.slice(i + h.ref.length);
+      cursor = i + h.ref.length;
+    }
+    return out;
+  };
+  return { text, restore };
 }
 
 /** `$${` (a literal `${`) or `${NAME}` / `${NAME:-default}`. */

@@ -93,12 +93,12 @@ describe('yaml', () => {
     expect(d.column).toBe(1);
   });
 
-  it('yaml-syntax: a ${VAR} in a flow collection gets a hint', () => {
-    const d = only(withSource().replace('from: [gen]', 'from: [gen, ${X:-gen}]'));
+  it('yaml-syntax: a ${VAR} whose default holds braces, in a flow collection, gets a hint', () => {
+    const d = withCode(withSource().replace('from: [gen]', 'from: [gen, ${X:-{gen}}]'), 'yaml-syntax')[0];
     expect(d.code).toBe('yaml-syntax');
     expect(span(d)).toBe('11:18-11:19');
     expect(d.message).toBe(
-      'Missing , or : between flow sequence items (a ${VAR} inside { } or [ ] must be quoted, or written in block style)',
+      'Missing , or : between flow sequence items (inside { } or [ ], a ${VAR} whose default holds { or } must be quoted)',
     );
   });
 
