@@ -56,8 +56,19 @@ sinks:
       description: 'File path template under `dir`',
       examples: ['historico_diario/{partition}/historico_consumo_{batch_start}{ext}'],
     }),
-    format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('csv')], { default: 'ndjson' })),
-    compression: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('gzip')], { default: 'none' })),
+    format: Type.Optional(
+      Type.Union([Type.Literal('ndjson'), Type.Literal('csv')], {
+        default: 'ndjson',
+        description:
+          'ndjson: one JSON value per line; csv: a header with the union of field names, then one row per record',
+      }),
+    ),
+    compression: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('gzip')], {
+        default: 'none',
+        description: 'gzip compresses each file; `{ext}` then ends in `.gz`',
+      }),
+    ),
   }),
   batching: {
     defaults: { max_records: 10_000, max_bytes: 8 * 1024 * 1024, max_age: 5_000 },

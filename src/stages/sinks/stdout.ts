@@ -29,7 +29,10 @@ sinks:
 `,
   options: Type.Object({
     format: Type.Optional(
-      Type.Union([Type.Literal('ndjson'), Type.Literal('pretty')], { default: 'ndjson' }),
+      Type.Union([Type.Literal('ndjson'), Type.Literal('pretty')], {
+        default: 'ndjson',
+        description: 'ndjson: one JSON line per record; pretty: indented JSON, for reading',
+      }),
     ),
     sample: Type.Optional(
       Type.Number({

@@ -78,6 +78,8 @@ sinks:
     format: Type.Optional(
       Type.Union([Type.Literal('ndjson'), Type.Literal('json'), Type.Literal('csv'), Type.Literal('lines')], {
         default: 'ndjson',
+        description:
+          'ndjson: one JSON value per line; json: a JSON array, one record per item; csv: a header row naming the fields, then one record per row (values as text); lines: each line a text record',
       }),
     ),
     ...LimitOptions,

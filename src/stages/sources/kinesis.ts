@@ -79,7 +79,11 @@ const options = Type.Object({
                 }),
               ),
             },
-            { additionalProperties: false },
+            {
+              additionalProperties: false,
+              description:
+                'Keep checkpoints in a DynamoDB lease table, so several processes share the shards of one stream',
+            },
           ),
         ),
       },

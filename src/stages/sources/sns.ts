@@ -101,7 +101,7 @@ sinks:
           Type.String({ default: '/', pattern: '^/', description: 'Path SNS posts to', examples: ['/sns'] }),
         ),
       },
-      { additionalProperties: false },
+      { additionalProperties: false, description: 'Where the HTTP endpoint SNS posts to listens' },
     ),
     ...AwsOptions,
     topic_arn: Type.Optional(
