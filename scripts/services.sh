@@ -3,6 +3,7 @@
 #   moto    AWS APIs (Kinesis, S3, SNS, ...)      PyPI moto[server]
 #   kafka   Apache Kafka, one KRaft node           Maven Central jars, Java 17
 #   mysql   MariaDB                                Debian packages
+#   postgres PostgreSQL (run as the `postgres` user when root)  Debian packages
 # plus kcat (Debian), a Kafka client the tests use that is not ours, and prometheus_client
 # (PyPI, beside moto), whose parser reads the /metrics exposition in the tests.
 #
@@ -13,7 +14,7 @@
 #   env     `export` lines for the tests: eval "$(scripts/services.sh env)"
 #
 # Environment: MOTO_PORT (5000), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# MYSQL_PORT (3306), SERVICES_TIMEOUT (seconds to wait for a start, 120), PROBE_TIMEOUT
+# MYSQL_PORT (3306), POSTGRES_PORT (5432), SERVICES_TIMEOUT (seconds to wait for a start, 120), PROBE_TIMEOUT
 # (seconds one readiness request may take, 10; a service that is up but slow to answer
 # gets two more tries, each with twice the time, before `up` gives up on it).
 # Logs and data live in .services/ (gitignored); Kafka's jars are cached in
@@ -28,6 +29,7 @@ MOTO_PORT="${MOTO_PORT:-5000}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 MYSQL_PORT="${MYSQL_PORT:-3306}"
+POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 WAIT_SECS="${SERVICES_TIMEOUT:-120}"
 PROBE_SECS="${PROBE_TIMEOUT:-10}"
 
@@ -42,7 +44,7 @@ KAFKA_LIBS="$KAFKA_HOME/libs"
 # mariadbd and friends live in /usr/sbin, which a non-root PATH may lack.
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-SERVICES=(moto kafka mysql)
+SERVICES=(moto kafka mysql postgres)
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() {
@@ -230,6 +232,7 @@ cmd_marker() {
   moto) printf 'moto.server' ;;
   kafka) printf 'kafka.Kafka' ;;
   mysql) printf 'mariadbd' ;;
+  postgres) printf 'bin/postgres' ;;
   esac
 }
 
@@ -251,6 +254,7 @@ service_port() {
   moto) printf '%s' "$MOTO_PORT" ;;
   kafka) printf '%s' "$KAFKA_PORT" ;;
   mysql) printf '%s' "$MYSQL_PORT" ;;
+  postgres) printf '%s' "$POSTGRES_PORT" ;;
   esac
 }
 
@@ -259,6 +263,7 @@ service_addr() {
   moto) printf 'http://%s:%s' "$HOST" "$MOTO_PORT" ;;
   kafka) printf '%s:%s' "$HOST" "$KAFKA_PORT" ;;
   mysql) printf 'mysql://root@%s:%s/fazendas' "$HOST" "$MYSQL_PORT" ;;
+  postgres) printf 'postgres://postgres@%s:%s/sluice' "$HOST" "$POSTGRES_PORT" ;;
   esac
 }
 
@@ -267,6 +272,7 @@ service_log() {
   moto) printf '%s' "$STATE/moto/moto.log" ;;
   kafka) printf '%s' "$STATE/kafka/kafka.log" ;;
   mysql) printf '%s' "$STATE/mysql/error.log" ;;
+  postgres) printf '%s' "$STATE/postgres/postgres.log" ;;
   esac
 }
 
@@ -337,6 +343,11 @@ EOF
     command -v mariadb >/dev/null 2>&1 || return 1
     [[ $(timeout "$secs" mariadb --no-defaults --protocol=TCP -h "$HOST" -P "$MYSQL_PORT" -u root \
       --connect-timeout="$secs" -N -B -e 'SELECT 1' 2>/dev/null) == 1 ]]
+    ;;
+  postgres)
+    command -v psql >/dev/null 2>&1 || return 1
+    [[ $(PGCONNECT_TIMEOUT="$secs" timeout "$secs" psql -X -h "$HOST" -p "$POSTGRES_PORT" -U postgres \
+      -d postgres -Atc 'SELECT 1' 2>/dev/null) == 1 ]]
     ;;
   esac
 }
@@ -438,9 +449,79 @@ start_mysql() {
     --innodb-buffer-pool-size=64M --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
 }
 
+# --- postgres -------------------------------------------------------------------------
+# PostgreSQL from Debian's packages, its own cluster under .services/postgres (not Debian's
+# `main` cluster, which is never created or started here): trust authentication on 127.0.0.1
+# only, fsync off (test data), database `sluice` for the tests. initdb and postgres refuse to
+# run as root, so as root they run as the `postgres` user the package creates.
+
+postgres_bin() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [[ -x $d/initdb && -x $d/postgres ]] && {
+      printf '%s' "$d"
+      return 0
+    }
+  done
+  return 1
+}
+
+ensure_postgres() {
+  if ! postgres_bin >/dev/null || ! command -v psql >/dev/null 2>&1; then
+    # Without this, the package's postinst creates and starts a `main` cluster on 5432.
+    as_root mkdir -p /etc/postgresql-common/createcluster.d
+    printf 'create_main_cluster = false\n' | as_root tee /etc/postgresql-common/createcluster.d/sluice.conf >/dev/null
+    apt_install postgresql postgresql-client
+  fi
+  postgres_bin >/dev/null || die "no initdb/postgres under /usr/lib/postgresql/*/bin after installing postgresql"
+}
+
+# Runs a command as the owner of the cluster: `postgres` when we are root, else ourselves.
+as_postgres() {
+  if [[ $(id -u) -eq 0 ]]; then
+    setpriv --reuid=postgres --regid=postgres --init-groups --reset-env -- "$@"
+  else
+    "$@"
+  fi
+}
+
+psql_client() {
+  psql -X -h "$HOST" -p "$POSTGRES_PORT" -U postgres "$@"
+}
+
+start_postgres() {
+  local dir="$STATE/postgres" bin
+  bin="$(postgres_bin)"
+  mkdir -p "$dir"
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$dir"
+  as_postgres test -w "$dir" ||
+    die "$dir is not writable by the postgres user (a parent directory is closed to it?)"
+  if [[ ! -s $dir/data/PG_VERSION ]]; then
+    as_postgres rm -rf "$dir/data"
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale \
+      >"$dir/initdb.log" 2>&1 || {
+      tail -n 20 "$dir/initdb.log" >&2
+      die "initdb failed (log: $dir/initdb.log)"
+    }
+  fi
+  local as_owner=()
+  [[ $(id -u) -eq 0 ]] && as_owner=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --)
+  # The socket goes in the data directory: /var/run/postgresql may not exist or be writable.
+  launch postgres "$dir/postgres.log" "${as_owner[@]}" "$bin/postgres" -D "$dir/data" \
+    -c listen_addresses="$HOST" -c port="$POSTGRES_PORT" -c unix_socket_directories="$dir/data" \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
+    -c shared_buffers=64MB -c log_min_messages=warning
+}
+
+postgres_create_database() {
+  [[ $(psql_client -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'sluice'") == 1 ]] ||
+    psql_client -d postgres -qc 'CREATE DATABASE sluice' >/dev/null
+}
+
 after_ready() {
   case "$1" in
   mysql) mariadb_client -e 'CREATE DATABASE IF NOT EXISTS fazendas' ;;
+  postgres) postgres_create_database ;;
   esac
 }
 
@@ -500,6 +581,7 @@ cmd_up() {
     moto) ensure_moto ;;
     kafka) ensure_java && ensure_kafka_jars ;;
     mysql) ensure_mariadb ;;
+    postgres) ensure_postgres ;;
     esac
   done
   for name in "${to_start[@]}"; do
@@ -596,6 +678,7 @@ cmd_env() {
     KAFKA_LIBS "$KAFKA_LIBS" \
     KAFKA_JAVA "$java" \
     MYSQL_URL "mysql://root@$HOST:$MYSQL_PORT/fazendas" \
+    POSTGRES_URL "postgres://postgres@$HOST:$POSTGRES_PORT/sluice" \
     SERVICES_PYTHON "$py"
 }
 
