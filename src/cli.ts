@@ -3,6 +3,7 @@ import { glob, readFile } from 'node:fs/promises';
 /** sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes. */
 import { Command, Option } from 'commander';
 import { type DeadLetterFlags, deadLetterList, deadLetterReplay } from './cli/dead-letter.ts';
+import { type DocsFlags, docsCommand, listCommand } from './cli/docs.ts';
 import { evalCommand } from './cli/eval.ts';
 import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
@@ -275,6 +276,23 @@ export function program(): Command {
       process.stdout.write(out.stdout);
       process.stderr.write(out.stderr);
       process.exitCode = out.code;
+    });
+
+  pluginOption(cmd.command('list'))
+    .description('List the stage types: kind, type and what each does (plugin stages too, with --plugin)')
+    .action(async (opts: { plugin: string[] }) => {
+      process.exitCode = await listCommand(opts);
+    });
+
+  pluginOption(cmd.command('docs'))
+    .description(
+      'Print the reference of a stage type: options with types, defaults and examples, record metadata, transient failures, limits, an example pipeline',
+    )
+    .argument('[type]', 'stage type (e.g. mysql); without it, the list of types')
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(['source', 'transform', 'sink']))
+    .addHelpText('after', '\nThe same pages are in docs/stages/. Exit codes: 0 printed, 2 no such type.')
+    .action(async (type: string | undefined, opts: DocsFlags) => {
+      process.exitCode = await docsCommand(type, opts);
     });
 
   pluginOption(cmd.command('schema'))
