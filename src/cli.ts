@@ -4,6 +4,7 @@ import { glob, readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { type DeadLetterFlags, deadLetterList, deadLetterReplay } from './cli/dead-letter.ts';
 import { type DocsFlags, docsCommand, listCommand } from './cli/docs.ts';
+import { EnvFileError, loadEnvFilesOf } from './cli/env-file.ts';
 import { evalCommand } from './cli/eval.ts';
 import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
@@ -13,6 +14,7 @@ import { type TestFlags, testCommand } from './cli/test.ts';
 import { topCommand } from './cli/top.ts';
 import { DEFAULT_HTTP_ADDRESS } from './runtime/http.ts';
 import { hasErrors } from './spec/diagnostics.ts';
+import { allowUnsetEnv } from './spec/load.ts';
 import { PluginError, stagesWith, validate } from './spec/plugins.ts';
 import { pipelineJsonSchema } from './spec/schema.ts';
 import { parseDuration } from './spec/units.ts';
@@ -44,7 +46,7 @@ async function flushStd(): Promise<void> {
 
 async function validateCommand(
   patterns: string[],
-  opts: { format: Format; plugin: string[] },
+  opts: { format: Format; plugin: string[]; allowUnsetEnv?: boolean },
 ): Promise<number> {
   const files = await expandArgs(patterns);
   const sources = new Map<string, string>();
@@ -61,7 +63,10 @@ async function validateCommand(
     sources.set(file, text);
     // Test files live beside the specs (pipelines/*.test.yaml): checked against their own schema.
     if (isTestFile(file)) all.push(...loadTest(file, text).diagnostics);
-    else all.push(...(await validate(file, { text, plugins: opts.plugin })).diagnostics);
+    else {
+      const { diagnostics } = await validate(file, { text, plugins: opts.plugin });
+      all.push(...(opts.allowUnsetEnv ? allowUnsetEnv(diagnostics) : diagnostics));
+    }
   }
   const out =
     opts.format === 'json'
@@ -127,7 +132,14 @@ export function program(): Command {
     )
     .version('0.1.0')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Read by main() before the commands are built, so SLUICE_* settings may come from the file too.
+    .option(
+      '--env-file <file>',
+      'read environment variables from a dotenv file (repeatable; the environment wins; values are never printed)',
+      (file: string, files: string[]) => [...files, file],
+      [],
+    );
 
   pluginOption(cmd.command('validate'))
     .description(
@@ -139,8 +151,12 @@ export function program(): Command {
         .choices(['human', 'json', 'github'])
         .default('human'),
     )
+    .option(
+      '--allow-unset-env',
+      'an unset ${VAR} without default is a warning, not an error (CI without the secrets); the value that reads it is not checked',
+    )
     .addHelpText('after', '\nExit codes: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.')
-    .action(async (files: string[], opts: { format: Format; plugin: string[] }) => {
+    .action(async (files: string[], opts: { format: Format; plugin: string[]; allowUnsetEnv?: boolean }) => {
       process.exitCode = await validateCommand(files, opts);
     });
 
@@ -372,6 +388,7 @@ export function program(): Command {
 
 async function main(argv: string[]): Promise<void> {
   try {
+    loadEnvFilesOf(argv.slice(2));
     await program().parseAsync(argv);
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message: string };
@@ -385,7 +402,8 @@ async function main(argv: string[]): Promise<void> {
     }
     process.stderr.write(`sluice: ${e.message}\n`);
     // A --plugin that does not load is a mistake on the command line.
-    process.exitCode = err instanceof UsageError || err instanceof PluginError ? EXIT_USAGE : 1;
+    process.exitCode =
+      err instanceof UsageError || err instanceof PluginError || err instanceof EnvFileError ? EXIT_USAGE : 1;
   }
 }
 

@@ -415,3 +415,29 @@ function coerceScalar(text: string): unknown {
   if (text === 'null' || text === '~') return null;
   return text;
 }
+
+/**
+ * For `validate --allow-unset-env`: an unset variable becomes a warning, so a pull request can
+ * check specs that read secrets its CI does not have. Errors inside the value that read it (an
+ * empty string is no number, no expression) only follow from its absence and are left out;
+ * everything else is checked.
+ */
+export function allowUnsetEnv(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  const unset = diagnostics.filter((d) => d.code === 'env-unset');
+  const at = (d: Diagnostic) => [d.line, d.column] as const;
+  const before = (a: readonly [number, number], b: readonly [number, number]) =>
+    a[0] < b[0] || (a[0] === b[0] && a[1] <= b[1]);
+  const inside = (d: Diagnostic, u: Diagnostic) =>
+    d.file === u.file && before(at(u), at(d)) && before(at(d), [u.endLine, u.endColumn]);
+  return diagnostics
+    .filter((d) => d.code === 'env-unset' || !unset.some((u) => inside(d, u)))
+    .map((d) =>
+      d.code === 'env-unset'
+        ? {
+            ...d,
+            severity: 'warning',
+            message: `${d.message.replace(/: export it or .*$/, '')} (allowed by --allow-unset-env: the value that reads it was not checked)`,
+          }
+        : d,
+    );
+}
