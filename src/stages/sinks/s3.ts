@@ -1,6 +1,7 @@
 /**
  * `s3` sink: one object per partition per flush (the runtime buffers per partition and calls
- * `write` on `max_records`, `max_bytes` or `max_age`), ndjson or csv, optional gzip, multipart
+ * `write` on `max_records`, `max_bytes` or `max_age`), ndjson or csv (optional gzip or zstd) or
+ * parquet (one row group per object, a schema every record must fit), multipart
  * above a threshold. `write` resolves only once PutObject or CompleteMultipartUpload
  * succeeded, so records are acked only when durable.
  *
@@ -10,15 +11,15 @@
  * `{seq}` and `{uuid}` differ on every run.
  *
  * `open()` checks with HeadBucket that the bucket exists and the credentials may use it.
- * A record that cannot be encoded (a value nested too deep, a BigInt) fails alone; the object
- * holds the others.
+ * A record that cannot be encoded (a value nested too deep, a BigInt, a value that does not fit
+ * the parquet schema) fails alone; the object holds the others.
  *
  * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
 import { HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Type } from '@sinclair/typebox';
-import { type EncodedObject, encodeBatch, objectKey } from '../../runtime/objects.ts';
+import { type EncodedObject, encodeBatch, keptRecords, objectKey } from '../../runtime/objects.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
 import { compileTemplate } from '../../runtime/template.ts';
 import { AwsOptions, Size, Template } from '../../spec/types.ts';
@@ -36,6 +37,12 @@ import {
   StageError,
   type WriteResult,
 } from '../define.ts';
+import {
+  checkObjectFormat,
+  type ObjectFormatOptions,
+  objectEncoding,
+  objectFormatOptions,
+} from './object-format.ts';
 
 const MiB = 1024 * 1024;
 /** S3's floor for every part but the last. */
@@ -54,7 +61,7 @@ export const s3Sink = defineSink({
     'credentials, KMS errors), so a bucket deleted or a policy changed mid-run is waited out. ' +
     'Permanent: EntityTooLarge, InvalidArgument, KeyTooLongError and InvalidStorageClass (the ' +
     'object is refused; the batch is split to find the records at fault), and a record that ' +
-    'cannot be encoded.',
+    'cannot be encoded or does not fit the parquet schema.',
   example: `
 version: 1
 name: s3-example
@@ -99,19 +106,7 @@ sinks:
         description: 'Path-style addressing (moto, MinIO); on when a custom endpoint is set, unless false',
       }),
     ),
-    format: Type.Optional(
-      Type.Union([Type.Literal('ndjson'), Type.Literal('csv')], {
-        default: 'ndjson',
-        description:
-          'ndjson: one JSON value per line; csv: a header with the union of field names, then one row per record',
-      }),
-    ),
-    compression: Type.Optional(
-      Type.Union([Type.Literal('none'), Type.Literal('gzip')], {
-        default: 'none',
-        description: 'gzip adds `.gz` to {ext} and sets Content-Encoding: gzip',
-      }),
-    ),
+    ...objectFormatOptions,
     multipart_threshold: Type.Optional(
       Size({
         default: '16MiB',
@@ -128,6 +123,7 @@ sinks:
     ),
   }),
   check(o, report) {
+    checkObjectFormat(o, report);
     if (o.part_size !== undefined && o.part_size < MIN_PART) {
       report(['part_size'], 'aws-limit', 'S3 multipart parts must be at least 5 MiB (all but the last)');
     }
@@ -158,11 +154,9 @@ sinks:
   preview: (o, ctx) => new S3Preview(o, ctx),
 });
 
-export interface S3SinkOptions extends AwsStageOptions {
+export interface S3SinkOptions extends AwsStageOptions, ObjectFormatOptions {
   bucket: string;
   key: string;
-  format?: 'ndjson' | 'csv';
-  compression?: 'none' | 'gzip';
   multipart_threshold?: number;
   part_size?: number;
   storage_class?: string;
@@ -172,8 +166,7 @@ export class S3Sink implements Sink {
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly template: ReturnType<typeof compileTemplate>;
-  private readonly format: 'ndjson' | 'csv';
-  private readonly compression: 'none' | 'gzip';
+  private readonly encoding: ReturnType<typeof objectEncoding>;
   private readonly threshold: number;
   private readonly partSize: number;
   private readonly storageClass: string | undefined;
@@ -192,8 +185,7 @@ export class S3Sink implements Sink {
       actions: 's3:ListBucket and s3:PutObject',
     };
     this.template = compileTemplate(o.key);
-    this.format = o.format ?? 'ndjson';
-    this.compression = o.compression ?? 'none';
+    this.encoding = objectEncoding(o, ctx.log);
     this.partSize = Math.max(o.part_size ?? 8 * MiB, MIN_PART);
     this.threshold = Math.max(o.multipart_threshold ?? 16 * MiB, this.partSize);
     this.storageClass = o.storage_class;
@@ -241,6 +233,16 @@ export class S3Sink implements Sink {
       if (records.length === 0) return { failed };
       encoded = this.encode(records);
     }
+    if (encoded.rejected?.length) {
+      // Records that do not fit the parquet schema fail alone; the object holds the others.
+      for (const r of encoded.rejected) {
+        failed.push({ index: indices[r.index], reason: `s3: record ${r.reason}`, retryable: false });
+      }
+      const kept = keptRecords(records, encoded);
+      records = kept.records;
+      indices = kept.indices.map((i) => indices[i]);
+      if (records.length === 0) return { failed };
+    }
     const key = objectKey(this.template, { ...batch, records }, encoded.ext);
     try {
       await this.upload(key, encoded);
@@ -267,7 +269,7 @@ export class S3Sink implements Sink {
   }
 
   private encode(records: SluiceRecord[]): EncodedObject {
-    return encodeBatch(records, { format: this.format, compression: this.compression });
+    return encodeBatch(records, this.encoding);
   }
 
   /**
