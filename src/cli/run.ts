@@ -7,8 +7,8 @@ import { Pipeline, type RunResult } from '../runtime/engine.ts';
 import { type OpsServer, parseListenAddress, startOpsServer } from '../runtime/http.ts';
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
 import { PluginError, validate } from '../spec/plugins.ts';
+import { formatTotals, renderPlainLines } from '../tui/plain.ts';
 import { colorEnabled, formatHuman } from './format.ts';
-import { plainLines, totalsTable } from './plain.ts';
 
 export interface RunFlags {
   tui: boolean;
@@ -162,13 +162,13 @@ function startPlain(pipeline: Pipeline, interval: number): View {
   let prev: PipelineSnapshot | undefined;
   const timer = setInterval(() => {
     const cur = pipeline.metrics.snapshot();
-    process.stderr.write(`${plainLines(prev, cur).join('\n')}\n`);
+    process.stderr.write(`${renderPlainLines(prev, cur).join('\n')}\n`);
     prev = cur;
   }, interval);
   return {
     async stop(final) {
       clearInterval(timer);
-      process.stderr.write(`${totalsTable(final)}\n`);
+      process.stderr.write(`${formatTotals(final)}\n`);
     },
   };
 }

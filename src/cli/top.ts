@@ -4,7 +4,7 @@
  * and nothing is ever sent to the endpoint but GET requests.
  */
 import type { PipelineSnapshot } from '../runtime/metrics.ts';
-import { plainLines } from './plain.ts';
+import { renderPlainLines } from '../tui/plain.ts';
 
 export interface TopFlags {
   /** Base URL of the pipeline's endpoint (`sluice run --http`). */
@@ -150,7 +150,7 @@ async function attachPlain(poller: StatsPoller, first: PipelineSnapshot, interva
   let prev = first;
   const timer = setInterval(() => {
     const cur = poller.current();
-    const lines = plainLines(prev, cur);
+    const lines = renderPlainLines(prev, cur);
     if (cur.notice) lines.push(cur.notice);
     process.stdout.write(`${lines.join('\n')}\n`);
     prev = cur;

@@ -1,7 +1,8 @@
 /**
- * Text without a screen: one line per stage per interval (no TTY, or `--no-tui`), and the
- * totals table printed when a run ends. Plain characters only, so it reads the same in a CI
- * log, a pipe and the scrollback.
+ * Text without a screen, the one plain renderer: a line per stage per interval (no TTY,
+ * `--no-tui`, `sluice top` into a pipe) and the totals table printed when a run ends, after the
+ * live view or the plain lines alike. Plain characters only, so it reads the same in a CI log,
+ * a pipe and the scrollback; tests and scripts parse the table by its column titles.
  */
 import type { PipelineSnapshot, StageSnapshot } from '../runtime/metrics.ts';
 import {
@@ -12,6 +13,7 @@ import {
   humanRate,
   padLeft,
   padRight,
+  retryText,
   uptime,
 } from './format.ts';
 import { pipelineTotals, type Rates, ratesBetween, wiringOrder } from './model.ts';
@@ -35,8 +37,11 @@ export function lagText(s: StageSnapshot): string | undefined {
   return undefined;
 }
 
-/** One plain line for a stage: `enrich  transform/enrich  in 12.3k/s  out 12.3k/s  4.1 MiB/s  total 1.23M ...`. */
-export function formatLine(stage: StageSnapshot, rates: Rates, nameWidth = 12): string {
+/**
+ * One plain line for a stage: `enrich  transform/enrich  in 12.3k/s  out 12.3k/s  4.1 MiB/s  total 1.23M ...`;
+ * a sink waiting out an outage says so, with its reason and how long, at `now`.
+ */
+export function formatLine(stage: StageSnapshot, rates: Rates, nameWidth = 12, now = Date.now()): string {
   const parts = [
     padRight(stage.name, nameWidth),
     padRight(`${stage.kind}/${stage.type}`, 20),
@@ -51,6 +56,10 @@ export function formatLine(stage: StageSnapshot, rates: Rates, nameWidth = 12): 
   if (stage.retries > 0) parts.push(`retries ${humanCount(stage.retries)}`);
   if (stage.kind !== 'source' || stage.queueFill > 0)
     parts.push(`queue ${Math.round(stage.queueFill * 100)}%`);
+  if (stage.kind === 'sink' && stage.held > 0)
+    parts.push(`held ${humanCount(stage.held)}/${humanCount(stage.heldLimit)}`);
+  if (stage.deadLettered > 0) parts.push(`dead letters ${humanCount(stage.deadLettered)}`);
+  if (stage.health.state === 'retrying') parts.push(retryText(stage.health, now));
   const lag = lagText(stage);
   if (lag !== undefined) parts.push(sourceLag(stage) !== undefined ? `lag ${lag}` : lag);
   return parts.join('  ').trimEnd();
@@ -66,49 +75,46 @@ export function renderPlainLines(prev: PipelineSnapshot | undefined, cur: Pipeli
   const nameWidth = Math.min(24, Math.max(6, ...cur.stages.map((s) => s.name.length)));
   return wiringOrder(cur.stages).map(({ index }) => {
     const s = cur.stages[index];
-    return formatLine(s, ratesBetween(before.get(s.name), s, seconds), nameWidth);
+    return formatLine(s, ratesBetween(before.get(s.name), s, seconds), nameWidth, cur.at);
   });
 }
 
 interface Column {
   title: string;
   right: boolean;
-  /** Shown even when every row is zero or empty. */
-  always?: boolean;
   cell(s: StageSnapshot): string;
 }
 
-const count = (n: number): string => (n === 0 ? '0' : String(n));
-
-const COLUMNS: Column[] = [
-  { title: 'STAGE', right: false, always: true, cell: (s) => s.name },
-  { title: 'KIND', right: false, always: true, cell: (s) => s.kind },
-  { title: 'TYPE', right: false, always: true, cell: (s) => s.type },
-  {
-    title: 'IN',
-    right: true,
-    always: true,
-    cell: (s) => (s.kind === 'source' && s.recordsIn === 0 ? '-' : count(s.recordsIn)),
-  },
-  { title: 'OUT', right: true, always: true, cell: (s) => count(s.recordsOut) },
-  {
-    title: 'BYTES',
-    right: true,
-    cell: (s) => (s.bytesIn + s.bytesOut > 0 ? humanBytes(Math.max(s.bytesIn, s.bytesOut)) : '-'),
-  },
-  { title: 'ERRORS', right: true, always: true, cell: (s) => count(s.errors) },
-  { title: 'DROPPED', right: true, cell: (s) => count(s.dropped) },
-  { title: 'DEDUP', right: true, cell: (s) => count(s.duplicates) },
-  { title: 'RETRIES', right: true, cell: (s) => count(s.retries) },
-  { title: 'LAG', right: true, cell: (s) => lagText(s) ?? '' },
-];
-
-const EMPTY = new Set(['', '0', '-']);
+const extraText = (s: StageSnapshot): string =>
+  Object.entries(s.extra)
+    .map(([k, v]) => `${k}=${humanCount(v)}`)
+    .join(' ');
 
 /**
- * The final totals: the pipeline's state, run time and average rates, then one row per stage
- * with exact counts. Columns that are zero for every stage are left out, so the table of a
- * typical pipeline fits 80 columns.
+ * Exact counts per stage. Titles and their order are an interface: scripts and tests find
+ * columns by title (words separated by one space, columns by two or more).
+ */
+const COLUMNS: readonly Column[] = [
+  { title: 'stage', right: false, cell: (s) => s.name },
+  { title: 'kind', right: false, cell: (s) => s.kind },
+  { title: 'type', right: false, cell: (s) => s.type },
+  // A source reads no input of the pipeline's.
+  { title: 'in', right: true, cell: (s) => (s.kind === 'source' ? '-' : String(s.recordsIn)) },
+  { title: 'out', right: true, cell: (s) => String(s.recordsOut) },
+  { title: 'errors', right: true, cell: (s) => String(s.errors) },
+  { title: 'dead', right: true, cell: (s) => String(s.deadLettered) },
+  { title: 'dup', right: true, cell: (s) => String(s.duplicates) },
+  { title: 'dropped', right: true, cell: (s) => String(s.dropped) },
+  { title: 'retries', right: true, cell: (s) => String(s.retries) },
+  { title: 'bytes out', right: true, cell: (s) => humanBytes(s.bytesOut) },
+  // Never empty: a blank cell would merge two columns for a reader splitting on spaces.
+  { title: 'lag', right: true, cell: (s) => lagText(s) ?? '-' },
+  { title: 'other', right: false, cell: extraText },
+];
+
+/**
+ * The final totals: the pipeline's state and run time, the records in and out with their
+ * average rates, then one row per stage in wiring order with exact counts.
  */
 export function formatTotals(snap: PipelineSnapshot): string {
   const elapsed = Math.max(0, snap.at - snap.startedAt);
@@ -121,13 +127,16 @@ export function formatTotals(snap: PipelineSnapshot): string {
   ];
   const order = wiringOrder(snap.stages).map((p) => snap.stages[p.index]);
   const cells = order.map((s) => COLUMNS.map((c) => c.cell(s)));
-  const used = COLUMNS.map((c, i) => c.always === true || cells.some((r) => !EMPTY.has(r[i])));
   const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i].length)));
-  const line = (row: string[]): string =>
+  const line = (row: readonly string[]): string =>
     row
       .map((v, i) => (COLUMNS[i].right ? v.padStart(widths[i]) : v.padEnd(widths[i])))
-      .filter((_, i) => used[i])
       .join('  ')
       .trimEnd();
-  return [...head, line(COLUMNS.map((c) => c.title)), ...cells.map(line)].join('\n');
+  return [
+    ...head,
+    line(COLUMNS.map((c) => c.title)),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...cells.map(line),
+  ].join('\n');
 }

@@ -103,13 +103,28 @@ describe('plain output', () => {
     expect(lines.find((l) => l.startsWith('events'))).toMatch(/lag 45\.0k$/);
   });
 
-  it('formats the final totals with exact counts, leaving out all-zero columns', () => {
+  it('formats the final totals with exact counts per stage in wiring order, under titled columns', () => {
     const text = formatTotals({ ...demo(10, 1000, 3), state: 'stopped' });
-    const [head, rates, titles, ...rows] = text.split('\n');
+    const [head, rates, titles, rule, ...rows] = text.split('\n');
     expect(head).toBe('demo: stopped after 0:00:10');
     expect(rates).toBe('in 10000 (1.00k/s)  out 19000 (1.90k/s)  errors 3');
-    // No stage dropped or retried: those columns are left out; dedup stays.
-    expect(titles.split(/\s+/)).toEqual(['STAGE', 'KIND', 'TYPE', 'IN', 'OUT', 'BYTES', 'ERRORS', 'DEDUP']);
+    // Columns are found by title: words within a title are one space apart, columns two or more.
+    expect(titles.split(/\s{2,}/)).toEqual([
+      'stage',
+      'kind',
+      'type',
+      'in',
+      'out',
+      'errors',
+      'dead',
+      'dup',
+      'dropped',
+      'retries',
+      'bytes out',
+      'lag',
+      'other',
+    ]);
+    expect(rule).toMatch(/^-+( {2}-+){12}$/);
     expect(rows.map((r) => r.split(/\s+/)[0])).toEqual([
       'orders',
       'enriched',
@@ -118,46 +133,49 @@ describe('plain output', () => {
       'lake',
       'console',
     ]);
-    expect(rows[0].split(/\s+/)).toEqual([
+    expect(rows[0].split(/\s{2,}/)).toEqual([
       'orders',
       'source',
       'generate',
       '-',
       '10000',
-      '1.72',
-      'MiB',
       '0',
       '0',
+      '0',
+      '0',
+      '0',
+      '1.72 MiB',
+      '-',
     ]);
-    expect(rows[1].split(/\s+/)).toEqual([
+    expect(rows[1].split(/\s{2,}/)).toEqual([
       'enriched',
       'transform',
       'enrich',
       '10000',
       '9997',
-      '1.72',
-      'MiB',
       '3',
       '0',
+      '0',
+      '0',
+      '0',
+      '1.72 MiB',
+      '-',
     ]);
-    for (const r of [titles, ...rows]) expect(r.length).toBeLessThanOrEqual(80);
+    expect(rows[2].split(/\s{2,}/).slice(3, 8)).toEqual(['9997', '9500', '0', '0', '497']);
   });
 
-  it('adds the lag and retry columns when a stage has them', () => {
-    const [, , titles, ...rows] = formatTotals(streams(100)).split('\n');
-    expect(titles.split(/\s+/)).toEqual([
-      'STAGE',
-      'KIND',
-      'TYPE',
-      'IN',
-      'OUT',
-      'BYTES',
-      'ERRORS',
-      'DROPPED',
-      'RETRIES',
-      'LAG',
-    ]);
-    expect(rows[0]).toMatch(/^sales .* 5\.3s$/);
-    expect(rows.find((r) => r.startsWith('consumption'))).toMatch(/7 in flight$/);
+  it("shows a source's lag or requests in flight, and a sink's retries", () => {
+    const text = formatTotals(streams(100));
+    const lines = text.split('\n');
+    const titles = lines[2].split(/\s{2,}/);
+    const row = (name: string) => {
+      const cells = (lines.find((l) => l.startsWith(`${name} `)) ?? '').split(/\s{2,}/);
+      return Object.fromEntries(titles.map((t, i) => [t, cells[i]]));
+    };
+    expect(row('sales').lag).toBe('5.3s');
+    expect(row('consumption').lag).toBe('7 in flight');
+    expect(row('events').lag).toBe('45.0k');
+    expect(row('warehouse').retries).toBe('3');
+    expect(row('warehouse').lag).toBe('-');
   });
 });
