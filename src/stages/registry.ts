@@ -5,6 +5,7 @@ import { firehoseSink } from './sinks/firehose.ts';
 import { kafkaSink } from './sinks/kafka.ts';
 import { kinesisSink } from './sinks/kinesis.ts';
 import { mysqlSink } from './sinks/mysql/index.ts';
+import { postgresSink } from './sinks/postgres/index.ts';
 import { s3Sink } from './sinks/s3.ts';
 import { snsSink } from './sinks/sns.ts';
 import { stdoutSink } from './sinks/stdout.ts';
@@ -32,6 +33,7 @@ export const definitions: readonly StageDefinition[] = [
   fileSink,
   s3Sink,
   mysqlSink,
+  postgresSink,
   kinesisSink,
   firehoseSink,
   snsSink,

@@ -1,5 +1,5 @@
 /**
- * Reports record fields that have no column in the table (mysql sink without `columns`).
+ * Reports record fields that have no column in the table (mysql and postgres sinks without `columns`).
  *
  * Field names come from the data, so there may be unboundedly many of them: the reporter keeps
  * at most `MAX_NAMES` distinct names and logs the first occurrence, then at most one summary per
@@ -25,12 +25,21 @@ export class IgnoredFields {
   private readonly table: string;
   private readonly now: () => number;
   private readonly intervalMs: number;
+  /** The sink type that starts each line (the postgres sink shares this reporter). */
+  private readonly system: string;
 
-  constructor(log: Logger, table: string, now: () => number = Date.now, intervalMs = INTERVAL_MS) {
+  constructor(
+    log: Logger,
+    table: string,
+    now: () => number = Date.now,
+    intervalMs = INTERVAL_MS,
+    system = 'mysql',
+  ) {
     this.log = log;
     this.table = table;
     this.now = now;
     this.intervalMs = intervalMs;
+    this.system = system;
   }
 
   /** One record had these fields with no column. */
@@ -63,8 +72,8 @@ export class IgnoredFields {
         distinct_fields: this.known.size >= MAX_NAMES ? `${MAX_NAMES}+` : this.known.size,
       },
       first
-        ? 'mysql: record fields with no column in the table are ignored'
-        : 'mysql: records had fields with no column in the table; ignored',
+        ? `${this.system}: record fields with no column in the table are ignored`
+        : `${this.system}: records had fields with no column in the table; ignored`,
     );
     this.pending = 0;
     this.fresh = [];

@@ -1,0 +1,136 @@
+/**
+ * `postgres` sink: multi-row inserts per batch in one transaction; insert, insert_ignore
+ * (ON CONFLICT DO NOTHING) or upsert (ON CONFLICT (key) DO UPDATE), the mysql sink's contract on
+ * PostgreSQL through node-postgres (`pg`).
+ *
+ * Values always travel as bound parameters of the extended protocol and every identifier is
+ * quoted as one name, so no field name or value can change the SQL. Statements are not named
+ * (server-side cached): their text changes with the row count of each batch, and node-postgres
+ * never forgets a named statement on a connection.
+ *
+ * Failures of one record stay with that record; the rest of its batch is written:
+ * - a value that cannot go into its column (the mysql sink's strict rules, see convert.ts) fails
+ *   its record with the column's name, before anything is sent;
+ * - a record that is not an object, or (without `columns`) has no field that is a column;
+ * - a row the server rejects for its data (SQLSTATE classes 22 and 23 and a few more, see
+ *   errors.ts): every statement runs under a savepoint, so the failed statement is rolled back
+ *   alone and bisected in the same transaction until the bad rows are alone; the good rows commit.
+ *
+ * Transient, or not about the rows (a dropped table, a revoked grant), the whole batch is retried
+ * by the runtime with backoff and nothing goes to the error output; errors.ts lists the SQLSTATEs.
+ * During an outage a write fails within `timeout` (the client gives up on a silent connection,
+ * the server's statement_timeout and lock_timeout end work it can no longer report), and a
+ * transaction abandoned by a lost client is ended by idle_in_transaction_session_timeout.
+ * Problems found at start (an unreachable server, bad credentials, a missing table or column)
+ * fail `open()` with host:port, database and table, never the URL's credentials.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { Duration, EnvSecret } from '../../../spec/types.ts';
+import { defineSink } from '../../define.ts';
+import { urlCredentialProblem } from '../../url-credentials.ts';
+import { PostgresPreview, PostgresSink } from './sink.ts';
+
+export { connectionUsable, isDataError, TRANSIENT_STATES } from './errors.ts';
+export { PostgresSink } from './sink.ts';
+export { quoteIdent } from './table.ts';
+
+const options = Type.Object({
+  url: EnvSecret({
+    description:
+      'Connection URL postgres://user[:password]@host:port/database[?sslmode=require], from the environment: ${POSTGRES_URL}. Percent-encode the user name and password (@ as %40, # as %23, / as %2F, ? as %3F, % as %25)',
+    examples: ['${POSTGRES_URL}'],
+  }),
+  schema: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Schema of the table; default the connection’s current schema (the first of its search_path)',
+      examples: ['public'],
+    }),
+  ),
+  table: Type.String({
+    minLength: 1,
+    description:
+      'Table name, one identifier with its case kept (a `.` is part of the name; use `schema` for the schema)',
+    examples: ['historico_consumo'],
+  }),
+  mode: Type.Optional(
+    Type.Union([Type.Literal('insert'), Type.Literal('insert_ignore'), Type.Literal('upsert')], {
+      default: 'insert',
+      description:
+        'insert: a duplicate key is a rejected row; insert_ignore: rows that conflict with an existing row are skipped (ON CONFLICT DO NOTHING); upsert: they update the non-key columns (ON CONFLICT (key) DO UPDATE), which needs a unique index or primary key on exactly `key`',
+    }),
+  ),
+  key: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description:
+        'Key columns: the primary key of a created table, the conflict target of upsert, and the columns it leaves alone; default the table’s primary key',
+      examples: [['id_treated_data']],
+    }),
+  ),
+  columns: Type.Optional(
+    Type.Record(
+      Type.String({ minLength: 1 }),
+      Type.String({ minLength: 1, pattern: '^[A-Za-z][A-Za-z0-9_ (),\\[\\]]*$' }),
+      {
+        description:
+          'Column name → SQL type; each takes the record field of the same name. Absent: every record field that is a column of the table (others are ignored, with a warning at most once a minute)',
+        examples: [{ id: 'text', peso_medio: 'double precision', data: 'timestamptz', tags: 'text[]' }],
+      },
+    ),
+  ),
+  create_table: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description: 'Create the table from `columns` (primary key `key`) when it does not exist',
+    }),
+  ),
+  pool_size: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Connections in the pool' }),
+  ),
+  timeout: Type.Optional(
+    Duration({
+      default: '10s',
+      description:
+        'Longest wait for a connection or for one statement; past it the connection is dropped and the batch retried. The session’s statement_timeout and lock_timeout are set just below it',
+    }),
+  ),
+  strict: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'Strict conversions: a value that does not fit is a rejected record, never rounded or re-typed. A non-integral number or text into an integer column, text that is not a number into numeric/real/double, an object or array into a text column, anything but true/false, 0/1 or boolean text into a boolean column fail their record. false: values go to the server as they are and objects become JSON text in any column',
+    }),
+  ),
+});
+
+export type PostgresOptions = Static<typeof options>;
+
+export const postgresSink = defineSink({
+  type: 'postgres',
+  kind: 'sink',
+  description:
+    'Writes records as rows of a PostgreSQL table, one transaction per batch; rows the database rejects and values that do not fit their column go to the error output with the reason, outages are waited out.',
+  options,
+  check(opts, report) {
+    const urlProblem = urlCredentialProblem(opts.url);
+    if (urlProblem) report(['url'], 'schema-value', `postgres: ${urlProblem}`);
+    if (opts.create_table && !opts.columns) {
+      report(
+        ['create_table'],
+        'schema-value',
+        'create_table needs `columns` (name → SQL type) to create the table from',
+      );
+    }
+    if (opts.columns && opts.key) {
+      for (const [i, k] of opts.key.entries()) {
+        if (!(k in opts.columns))
+          report(['key', i], 'schema-value', `key column '${k}' is not in \`columns\``);
+      }
+    }
+  },
+  batching: { defaults: { max_records: 1000, max_bytes: 4 * 1024 * 1024, max_age: 200 } },
+  create: (opts, ctx) => new PostgresSink(opts, ctx),
+  preview: (opts, ctx) => new PostgresPreview(opts, ctx),
+});
