@@ -5,7 +5,8 @@
 #   mysql   MariaDB                                Debian packages
 #   postgres PostgreSQL (run as the `postgres` user when root)  Debian packages
 # plus kcat (Debian), a Kafka client the tests use that is not ours, and prometheus_client
-# (PyPI, beside moto), whose parser reads the /metrics exposition in the tests.
+# (PyPI, beside moto), whose parser reads the /metrics exposition in the tests, and pyarrow and
+# zstandard (PyPI, beside moto), which read back the lake's Parquet and zstd objects.
 #
 # Usage: scripts/services.sh up | down | status | env
 #   up      install what is missing, start what is not running, wait until each answers
@@ -35,6 +36,8 @@ PROBE_SECS="${PROBE_TIMEOUT:-10}"
 
 MOTO_VERSION=5.2.1
 PROMETHEUS_CLIENT_VERSION=0.23.1
+PYARROW_VERSION=26.0.1
+ZSTANDARD_VERSION=0.25.0
 KAFKA_VERSION=4.1.2
 SLF4J_VERSION=2.0.17
 DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
@@ -178,11 +181,11 @@ EOF
   touch "$KAFKA_LIBS/.complete"
 }
 
-# A python with moto[server] $MOTO_VERSION, boto3 and prometheus_client: the machine's own
+# A python with moto[server] $MOTO_VERSION, boto3 and the tests' readers (imported below): the machine's own
 # when it has them, else the project-local virtualenv. Prints its path, or nothing. The tests
 # run their python snippets on it too (SERVICES_PYTHON).
 moto_python_check() {
-  "$1" -c "import sys, moto, flask, flask_cors, boto3, prometheus_client.parser
+  "$1" -c "import sys, moto, flask, flask_cors, boto3, prometheus_client.parser, pyarrow.parquet, zstandard
 sys.exit(moto.__version__ != '$MOTO_VERSION')" >/dev/null 2>&1
 }
 
@@ -203,7 +206,7 @@ find_moto_python() {
 ensure_moto() {
   MOTO_PY="$(find_moto_python)" && return 0
   command -v python3 >/dev/null 2>&1 || apt_install python3
-  log "installing moto[server]==$MOTO_VERSION and prometheus_client into $STATE/venv"
+  log "installing moto[server]==$MOTO_VERSION, prometheus_client, pyarrow and zstandard into $STATE/venv"
   rm -rf "$STATE/venv"
   if ! python3 -m venv "$STATE/venv" >>"$STATE/moto-install.log" 2>&1; then
     # Debian's python3 needs python3-venv for ensurepip.
@@ -216,8 +219,9 @@ ensure_moto() {
   fi
   "$STATE/venv/bin/python" -m pip install -q --disable-pip-version-check \
     "moto[server]==$MOTO_VERSION" "prometheus_client==$PROMETHEUS_CLIENT_VERSION" \
+    "pyarrow==$PYARROW_VERSION" "zstandard==$ZSTANDARD_VERSION" \
     >>"$STATE/moto-install.log" 2>&1 ||
-    die "pip install moto[server]==$MOTO_VERSION prometheus_client failed (see $STATE/moto-install.log)"
+    die "pip install moto[server]==$MOTO_VERSION prometheus_client pyarrow zstandard failed (see $STATE/moto-install.log)"
   MOTO_PY="$STATE/venv/bin/python"
   moto_python_check "$MOTO_PY" || die "moto $MOTO_VERSION is not importable after installing it"
 }
