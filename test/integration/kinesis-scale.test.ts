@@ -98,7 +98,8 @@ out = [{k: (int(v) if k in ("lease_counter", "lease_expires") else v) for k, v i
         if (!w) continue;
         owners.set(l.lease_owner, w);
         counts[w]++;
-        (shardsOf[w] ??= []).push(l.lease_key.split('/').pop() as string);
+        shardsOf[w] ??= [];
+        shardsOf[w].push(l.lease_key.split('/').pop() as string);
       }
       return { counts, shardsOf };
     };
