@@ -3,7 +3,7 @@
  * named here; stages update them through these methods only. Hot-path updates are plain
  * field increments; snapshots copy numbers out.
  */
-import type { StageKind } from '../stages/define.ts';
+import type { StageKind } from '../stages/kind.ts';
 
 export interface StageSnapshot {
   name: string;

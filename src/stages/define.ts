@@ -2,6 +2,9 @@
  * The stage contract. A stage type is one module exporting `defineStage({...})`: its type
  * name, kind, option schema (TypeBox: the same object gives the TypeScript type and the JSON
  * Schema), and a factory. The runtime knows no stage by name.
+ *
+ * Both the runtime and the stages import this module, so it imports only leaf modules (records,
+ * checkpoints, metrics, the stage kinds), never the engine: no import cycle (test/stages/import-cycles.test.ts).
  */
 import type { Static, TObject, TProperties } from '@sinclair/typebox';
 import type { Logger } from 'pino';
@@ -9,8 +12,9 @@ import type { CheckpointScope } from '../runtime/checkpoint.ts';
 import type { StageMetrics } from '../runtime/metrics.ts';
 import type { RecordInit, SluiceRecord } from '../runtime/record.ts';
 import type { Span } from '../spec/diagnostics.ts';
+import type { StageKind } from './kind.ts';
 
-export type StageKind = 'source' | 'transform' | 'sink';
+export type { StageKind };
 
 /** Passed to every factory. */
 export interface StageContext {
