@@ -2,6 +2,7 @@
 import type { StageDefinition } from './define.ts';
 import { fileSink } from './sinks/file.ts';
 import { firehoseSink } from './sinks/firehose.ts';
+import { httpSink } from './sinks/http.ts';
 import { kafkaSink } from './sinks/kafka.ts';
 import { kinesisSink } from './sinks/kinesis.ts';
 import { mysqlSink } from './sinks/mysql/index.ts';
@@ -11,6 +12,7 @@ import { snsSink } from './sinks/sns.ts';
 import { stdoutSink } from './sinks/stdout.ts';
 import { fileSource } from './sources/file.ts';
 import { generateSource } from './sources/generate.ts';
+import { httpServerSource } from './sources/http-server.ts';
 import { kafkaSource } from './sources/kafka.ts';
 import { kinesisSource } from './sources/kinesis.ts';
 import { snsSource } from './sources/sns.ts';
@@ -24,6 +26,7 @@ export const definitions: readonly StageDefinition[] = [
   fileSource,
   kinesisSource,
   snsSource,
+  httpServerSource,
   kafkaSource,
   enrichTransform,
   filterTransform,
@@ -38,4 +41,5 @@ export const definitions: readonly StageDefinition[] = [
   firehoseSink,
   snsSink,
   kafkaSink,
+  httpSink,
 ] as unknown as readonly StageDefinition[];

@@ -112,6 +112,51 @@ export const postgresSink = defineSink({
   kind: 'sink',
   description:
     'Writes records as rows of a PostgreSQL table, one transaction per batch; rows the database rejects and values that do not fit their column go to the error output with the reason, outages are waited out.',
+  transient:
+    'Transient (the whole batch is retried and nothing goes to the error output): connection ' +
+    'refused, reset or lost (SQLSTATE class 08); too many connections, out of memory or disk ' +
+    '(class 53); shutdown, crash or recovery (57P01-57P03); statement_timeout and the client ' +
+    'deadline (`timeout`); serialization failures and deadlocks (40001, 40P01); lock_timeout ' +
+    '(55P03); a read-only standby during a failover (25006); DNS failures; and every other error ' +
+    'that is not about a row (a dropped table or column, a revoked grant), which an operator ' +
+    'fixes while the sink waits. Permanent for the record alone: a value that cannot go into its ' +
+    'column, a record that is not an object or has no field that is a column, and a row the ' +
+    'server rejects for its data (class 22: too long, out of range, invalid text for its type; ' +
+    'class 23: NOT NULL, foreign key, unique, check; 54000 index row too large; P0001 raised by ' +
+    'a trigger); the other rows of the batch are written.',
+  example: `
+version: 1
+name: postgres-example
+sources:
+  consumption:
+    type: generate
+    count: 1000
+    fields:
+      id_lote: 'string(i % 100)'
+      data: '"2026-01-15"'
+      consumo_real: 'rand * 10.0'
+transforms:
+  keyed:
+    type: enrich
+    from: [consumption]
+    set:
+      id_treated_data: 'uuid_v5(id_lote + "|" + data)'
+sinks:
+  warehouse:
+    type: postgres
+    from: [keyed]
+    url: \${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/sluice}
+    table: historico_consumo
+    mode: upsert
+    key: [id_treated_data]
+    create_table: true
+    columns:
+      id_treated_data: uuid
+      id_lote: text
+      data: date
+      consumo_real: double precision
+  rejected: { type: file, from: [warehouse.errors], dir: ./errors, path: 'warehouse_{first_position}{ext}' }
+`,
   options,
   check(opts, report) {
     const urlProblem = urlCredentialProblem(opts.url);
