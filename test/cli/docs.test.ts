@@ -122,10 +122,14 @@ describe('sluice list', () => {
   it('prints one aligned line per stage type: kind, type, first sentence of the description', () => {
     const lines = renderList(definitions).split('\n');
     expect(lines).toHaveLength(definitions.length);
-    expect(lines[0]).toMatch(/^source {5}generate {3}Generates records/);
-    expect(lines.find((l) => l.startsWith('sink       mysql'))).toMatch(
-      /^sink {7}mysql {6}Writes records as rows/,
+    expect(lines[0]).toMatch(/^source\s+generate\s+Generates records/);
+    const mysql = lines.find((l) => /^sink\s+mysql\s/.test(l)) ?? '';
+    expect(mysql).toMatch(
+      /^sink\s+mysql\s+Writes records as rows of a MySQL\/MariaDB table, one transaction per batch;/,
     );
+    // Aligned: every description starts in the same column.
+    const starts = lines.map((l) => l.search(/ {2}[A-Z]/));
+    expect(new Set(starts).size).toBe(1);
   });
 
   it('includes the stages of a plugin given with --plugin', () => {
