@@ -6,8 +6,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { parquetReadObjects } from 'hyparquet';
 import pino from 'pino';
 import { fixClock, restoreSystemClock } from '../expr/clock.ts';
 import { type Injection, Pipeline } from '../runtime/engine.ts';
@@ -81,6 +82,8 @@ export async function runCase(
 ): Promise<CaseRun> {
   const writes = new Map<string, Written[]>();
   const outputs = new Map<string, unknown[]>();
+  // Parquet objects are read back asynchronously; their records are in before the case is compared.
+  const reading: Promise<void>[] = [];
   // Fixed before decoding: sources stamp arrival times and timestamps from the clock too.
   fixClock(Date.parse(c.clock ?? test.clock ?? DEFAULT_CLOCK), c.seed ?? test.seed ?? 1);
   let stateDir: string | undefined;
@@ -92,7 +95,7 @@ export async function runCase(
       log: pino({ level: 'silent' }),
       inject: injections,
       preview: {
-        capture: (sink, w) => push(writes, sink, decodeWrite(w)),
+        capture: (sink, w) => push(writes, sink, decodeWrite(w, reading)),
         partitions: test.partitions,
         tables: test.tables,
       },
@@ -102,6 +105,7 @@ export async function runCase(
       },
     });
     const result = await pipeline.run();
+    await Promise.all(reading);
     return { sinks: sinksOf(spec), writes, outputs, error: result.ok ? undefined : result.error };
   } catch (err) {
     if (err instanceof InputError) throw err;
@@ -211,10 +215,20 @@ async function fixture(testFile: string, path: string): Promise<unknown[]> {
 
 // ------------------------------------------------------------ outputs
 
-function decodeWrite(w: PreviewWrite): Written {
+function decodeWrite(w: PreviewWrite, reading: Promise<void>[]): Written {
   switch (w.kind) {
     case 'object': {
-      const raw = w.contentEncoding === 'gzip' ? gunzipSync(w.body) : Buffer.from(w.body);
+      if (w.contentType === 'application/vnd.apache.parquet') {
+        const object: Written = { kind: 'object', key: w.key, records: [] };
+        reading.push(parquetRecords(w.body).then((rs) => void object.records.push(...rs)));
+        return object;
+      }
+      const raw =
+        w.contentEncoding === 'gzip'
+          ? gunzipSync(w.body)
+          : w.contentEncoding === 'zstd'
+            ? zstdDecompressSync(w.body)
+            : Buffer.from(w.body);
       const text = raw.toString('utf8');
       const records =
         w.contentType === 'text/csv'
@@ -239,6 +253,23 @@ function decodeWrite(w: PreviewWrite): Written {
       return { kind: 'message', value: decodeBytes(value), ...(plain(rest) as object) };
     }
   }
+}
+
+/** The codecs hyparquet leaves to its caller (it reads snappy itself). */
+const PARQUET_CODECS = {
+  ZSTD: (input: Uint8Array) => new Uint8Array(zstdDecompressSync(input)),
+  GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)),
+};
+
+/** A parquet object's rows as JSON sees them (timestamps as ISO text, 64-bit integers as numbers). */
+async function parquetRecords(body: Uint8Array): Promise<unknown[]> {
+  const file = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
+  const rows = await parquetReadObjects({
+    file,
+    utf8: true,
+    compressors: PARQUET_CODECS,
+  });
+  return rows.map(plain);
 }
 
 /** Bytes as the reader of the message would take them: JSON when they are JSON, else text, else base64. */
