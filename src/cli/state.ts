@@ -199,8 +199,18 @@ async function kafkaState(s: StageSpec): Promise<SourceState> {
   const brokers = s.options.brokers as string | string[];
   // The client loads only here: `show` of a spec without Kafka never pays for it.
   const { Admin } = await import('../stages/kafka/runtime.ts');
-  const { baseClientOptions, kafkaErrorMessage } = await import('../stages/kafka/client.ts');
-  const admin = new Admin(baseClientOptions(brokers, `sluice-state-${s.name}`, REMOTE_TIMEOUT_MS));
+  const { baseClientOptions, kafkaErrorMessage, parseBrokers } = await import('../stages/kafka/client.ts');
+  const { kafkaConnectionSecurity } = await import('../stages/kafka/security.ts');
+  let admin: InstanceType<typeof Admin>;
+  try {
+    // The source's own TLS and SASL settings: a secured cluster answers nothing else.
+    admin = new Admin({
+      ...baseClientOptions(brokers, `sluice-state-${s.name}`, REMOTE_TIMEOUT_MS),
+      ...(await kafkaConnectionSecurity(s.options, parseBrokers(brokers))),
+    });
+  } catch (err) {
+    return { ...base, note: `could not connect to Kafka: ${(err as Error).message}` };
+  }
   try {
     const groups = await withTimeout(
       admin.listConsumerGroupOffsets({ groups: [group] }),

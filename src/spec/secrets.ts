@@ -1,5 +1,6 @@
 /**
- * Literal secrets in spec text: the password of a URL's userinfo and AWS access key ids. The
+ * Literal secrets in spec text: the password of a URL's userinfo, AWS access key ids and PEM
+ * private keys (a TLS client key pasted into an option). The
  * validator reports them; the formatter masks them wherever it echoes a line of the file, so a
  * code frame never shows what the diagnostic asks to remove.
  */
@@ -8,7 +9,7 @@
 export interface TextRange {
   start: number;
   end: number;
-  kind: 'url-password' | 'aws-key-id';
+  kind: 'url-password' | 'aws-key-id' | 'private-key';
 }
 
 /**
@@ -24,6 +25,9 @@ const MAX_PASSWORD = 1024;
 /** What ends a URL written in YAML: a blank, a quote, or a flow collection's punctuation. */
 const END_OF_WORD = /[\s'",\]}]/;
 const AWS_KEY_ID = /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g;
+/** A PEM private key (PKCS#8, RSA, EC, encrypted or not), from its header to its footer or the end. */
+const PRIVATE_KEY =
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[^-]|-(?!----END))*(?:-----END [A-Z ]*PRIVATE KEY-----)?/g;
 
 /** Every literal secret in `text`, in order. */
 export function findSecrets(text: string): TextRange[] {
@@ -42,6 +46,10 @@ export function findSecrets(text: string): TextRange[] {
   for (const m of text.matchAll(AWS_KEY_ID)) {
     const start = m.index ?? 0;
     found.push({ start, end: start + m[0].length, kind: 'aws-key-id' });
+  }
+  for (const m of text.matchAll(PRIVATE_KEY)) {
+    const start = m.index ?? 0;
+    found.push({ start, end: start + m[0].length, kind: 'private-key' });
   }
   return found.sort((a, b) => a.start - b.start);
 }

@@ -6,7 +6,7 @@
 import { type StringOptions, type TSchema, type TUnsafe, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN, SIZE_PATTERN } from './units.ts';
 
-export type SluiceKind = 'duration' | 'size' | 'expr' | 'template' | 'env-secret';
+export type SluiceKind = 'duration' | 'size' | 'expr' | 'template' | 'env-secret' | 'secret';
 export const SLUICE_KIND = 'x-sluice';
 
 interface Doc {
@@ -34,6 +34,14 @@ export const Template = (doc: Doc & StringOptions) =>
 /** A value that must come from the environment (`${MYSQL_URL}`), never written in the spec. */
 export const EnvSecret = (doc: Doc & StringOptions) =>
   Type.String({ minLength: 1, [SLUICE_KIND]: 'env-secret', ...doc });
+
+/**
+ * A value that is a secret as a whole (a password, a private key): the spec may hold only a
+ * reference to it, `${KAFKA_PASSWORD}` (or `${KAFKA_PASSWORD:-}`, so a spec validates where the
+ * variable is unset; the empty value then fails at start); any other text there is a
+ * `literal-credential` error.
+ */
+export const Secret = (doc: Doc & StringOptions) => Type.String({ [SLUICE_KIND]: 'secret', ...doc });
 
 export const sluiceKind = (schema: TSchema): SluiceKind | undefined =>
   (schema as Record<string, unknown>)[SLUICE_KIND] as SluiceKind | undefined;

@@ -407,8 +407,29 @@ class Validator {
       } else if (kind === 'env-secret') {
         // checkCredentials reports a password written here, with the advice for this option.
         this.secretOptions.add(pathKey(path));
+      } else if (kind === 'secret') {
+        this.checkSecretReference(path, v);
       }
     });
+  }
+
+  /**
+   * A secret option (password, private key) holds nothing but a `${VAR}` reference: any text
+   * written there, a default included, is the secret itself, so it is reported and masked.
+   */
+  private checkSecretReference(path: Path, value: string): void {
+    // A value copied by an alias has no text of its own: its anchor is where it is written.
+    const info = this.loaded.scalarInfo(path);
+    if (!info) return;
+    const written = this.loaded.source.slice(info.start, info.end).trim();
+    if (SECRET_REFERENCE.test(written)) return;
+    if (!this.loaded.fromEnv.has(pathKey(path))) this.literalSecrets.add(value);
+    this.report(
+      path,
+      'literal-credential',
+      `${describe(path)} is a secret: write \${VAR} (no default) and export the value in the environment`,
+      { secrets: [this.fileSpan(info.start, info.end)] },
+    );
   }
 
   /**
@@ -633,7 +654,13 @@ function wireOf(kind: StageKind, name: string, raw: unknown): Wire {
   return { name, kind, from, fromKnown };
 }
 
+/** The whole text of a secret option: one `${VAR}` (an empty default allowed), quoted or not. */
+const SECRET_REFERENCE = /^(["']?)\$\{[A-Za-z_][A-Za-z0-9_]*(:-)?\}\1$/;
+
 function credentialMessage(secret: TextRange, envSecretOption: boolean): string {
+  if (secret.kind === 'private-key') {
+    return 'this is a private key: keep it in a file (tls.key_file) or an environment variable (tls.key: ${VAR})';
+  }
   if (secret.kind === 'aws-key-id') {
     return 'this looks like an AWS access key id: remove it; credentials come from the AWS SDK chain (environment, profile, instance role)';
   }

@@ -33,13 +33,22 @@ import {
   baseClientOptions,
   clientIdFor,
   kafkaErrorMessage,
+  parseBrokers,
   STARTUP_CHECK_MS,
   withDeadline,
 } from '../kafka/client.ts';
 import { isTransientKafkaError, kafkaErrorIds, topicNameProblem } from '../kafka/errors.ts';
+import {
+  checkKafkaSecurity,
+  type KafkaConnectionSecurity,
+  KafkaSecurityOptions,
+  kafkaConnectionSecurity,
+  kafkaSecurityFailure,
+} from '../kafka/security.ts';
 
 const options = Type.Object({
   brokers: BrokersOption,
+  ...KafkaSecurityOptions,
   topic: Type.Optional(Type.String({ minLength: 1, description: 'Topic name', examples: ['petr4'] })),
   topic_expr: Type.Optional(
     Expr({ description: 'CEL expression giving the topic per record', examples: ['"quotes." + ticker'] }),
@@ -155,6 +164,7 @@ sinks:
 `,
   options,
   check(opts, report) {
+    checkKafkaSecurity(opts, report);
     if (!opts.topic && !opts.topic_expr) report([], 'schema-value', 'give `topic` or `topic_expr`');
     if (opts.topic && opts.topic_expr)
       report(['topic_expr'], 'schema-value', 'give `topic` or `topic_expr`, not both');
@@ -192,6 +202,7 @@ export class KafkaSink implements Sink {
   private readonly keyExpr: CompiledExpr | undefined;
   private readonly headerExprs: [Buffer, CompiledExpr][];
   private producer: Producer | undefined;
+  private security: KafkaConnectionSecurity = {};
   /** Keyless records of one batch share a partition; batches rotate. */
   private rotation = 0;
 
@@ -214,8 +225,10 @@ export class KafkaSink implements Sink {
     // The client loads here, not with the stage registry (see ../kafka/runtime.ts).
     const { ACKS, murmur2, Producer } = await import('../kafka/runtime.ts');
     this.hashKey = murmur2;
+    this.security = await kafkaConnectionSecurity(this.opts, parseBrokers(this.opts.brokers));
     this.producer = new Producer({
       ...baseClientOptions(this.opts.brokers, this.clientId),
+      ...this.security,
       idempotent,
       acks: ACKS[acks],
       compression: this.opts.compression ?? 'none',
@@ -227,11 +240,17 @@ export class KafkaSink implements Sink {
         { retryable: false },
       );
     if (this.opts.create_topic && this.opts.topic) {
-      await withDeadline(
-        this.ensureTopic(this.opts.topic, this.opts.create_topic),
-        STARTUP_CHECK_MS,
-        unanswered,
-      );
+      try {
+        await withDeadline(
+          this.ensureTopic(this.opts.topic, this.opts.create_topic),
+          STARTUP_CHECK_MS,
+          unanswered,
+        );
+      } catch (err) {
+        const security = kafkaSecurityFailure(err, brokers, this.opts);
+        if (security) throw new StageError(security, { retryable: false, cause: err });
+        throw err;
+      }
     }
     // Connect now so a wrong broker address or a missing topic fails at start, not at the first batch.
     const producer = this.producer;
@@ -240,6 +259,8 @@ export class KafkaSink implements Sink {
       await withDeadline(producer.metadata({ topics }), STARTUP_CHECK_MS, unanswered);
     } catch (err) {
       if (err instanceof StageError) throw err;
+      const security = kafkaSecurityFailure(err, brokers, this.opts);
+      if (security) throw new StageError(security, { retryable: false, cause: err });
       const message = kafkaErrorMessage(err);
       if (kafkaErrorIds(err).includes('UNKNOWN_TOPIC_OR_PARTITION') || /unknown topic/i.test(message)) {
         const topic = this.opts.topic ?? '';
@@ -268,7 +289,10 @@ export class KafkaSink implements Sink {
     spec: { partitions: number; replication_factor?: number },
   ): Promise<void> {
     const { Admin } = await import('../kafka/runtime.ts');
-    const admin = new Admin({ ...baseClientOptions(this.opts.brokers, `${this.clientId}-admin`) });
+    const admin = new Admin({
+      ...baseClientOptions(this.opts.brokers, `${this.clientId}-admin`),
+      ...this.security,
+    });
     try {
       const existing = await admin.listTopics();
       if (existing.includes(topic)) return;
@@ -291,7 +315,7 @@ export class KafkaSink implements Sink {
         await new Promise((r) => setTimeout(r, 100));
       }
     } catch (err) {
-      throw new Error(`kafka: cannot create topic '${topic}': ${kafkaErrorMessage(err)}`);
+      throw new Error(`kafka: cannot create topic '${topic}': ${kafkaErrorMessage(err)}`, { cause: err });
     } finally {
       await admin.close().catch(() => undefined);
     }

@@ -31,19 +31,29 @@ import type { RecordInit } from '../../runtime/record.ts';
 import { Duration, Size } from '../../spec/types.ts';
 import { defineSource, type Source, type SourceContext, type StageContext } from '../define.ts';
 import {
+  type BaseClientOptions,
   BrokersOption,
   baseClientOptions,
   clientIdFor,
   kafkaErrorMessage,
+  parseBrokers,
   STARTUP_CHECK_MS,
   sleep,
   withDeadline,
 } from '../kafka/client.ts';
 import { kafkaErrorIds } from '../kafka/errors.ts';
 import type { FetchTrackingConsumer } from '../kafka/runtime.ts';
+import {
+  checkKafkaSecurity,
+  type KafkaConnectionSecurity,
+  KafkaSecurityOptions,
+  kafkaConnectionSecurity,
+  kafkaSecurityFailure,
+} from '../kafka/security.ts';
 
 const options = Type.Object({
   brokers: BrokersOption,
+  ...KafkaSecurityOptions,
   topics: Type.Optional(
     Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
@@ -176,6 +186,7 @@ sinks:
 `,
   options,
   check(opts, report) {
+    checkKafkaSecurity(opts, report);
     if (!opts.topics && !opts.topic_pattern) report([], 'schema-value', 'give `topics` or `topic_pattern`');
     if (opts.topics && opts.topic_pattern)
       report(['topic_pattern'], 'schema-value', 'give `topics` or `topic_pattern`, not both');
@@ -228,6 +239,9 @@ interface PartitionState {
 
 type Consumed = Message<Buffer, Buffer, Buffer, Buffer>;
 
+/** What every client of the source shares: brokers, timeouts, TLS and SASL. */
+type ClientBase = BaseClientOptions & KafkaConnectionSecurity;
+
 export class KafkaSource implements Source {
   private readonly opts: Options;
   private readonly log: Logger;
@@ -275,10 +289,19 @@ export class KafkaSource implements Source {
     const o = this.opts;
     const sessionTimeout = o.session_timeout ?? 10_000;
     const drainTimeout = o.drain_timeout ?? 15_000;
-    const base = baseClientOptions(o.brokers, this.clientId);
+    const base: ClientBase = {
+      ...baseClientOptions(o.brokers, this.clientId),
+      ...(await kafkaConnectionSecurity(o, parseBrokers(o.brokers))),
+    };
     // The client loads here, not with the stage registry (see ../kafka/runtime.ts).
     const { FetchTrackingConsumer } = await import('../kafka/runtime.ts');
-    this.topics = await this.resolveTopics(base);
+    try {
+      this.topics = await this.resolveTopics(base);
+    } catch (err) {
+      throw new Error(kafkaSecurityFailure(err, String(o.brokers), o) ?? kafkaErrorMessage(err), {
+        cause: err,
+      });
+    }
     const consumer = new FetchTrackingConsumer({
       ...base,
       groupId: o.group,
@@ -319,6 +342,8 @@ export class KafkaSource implements Source {
       });
     } catch (err) {
       await consumer.close(true).catch(() => undefined);
+      const security = kafkaSecurityFailure(err, String(o.brokers), o);
+      if (security) throw new Error(security, { cause: err });
       const message = kafkaErrorMessage(err);
       if (/unknown topic/i.test(message) || kafkaErrorIds(err).includes('UNKNOWN_TOPIC_OR_PARTITION')) {
         throw new Error(
@@ -595,7 +620,7 @@ export class KafkaSource implements Source {
 
   // ------------------------------------------------------------------ plumbing
 
-  private async resolveTopics(base: ReturnType<typeof baseClientOptions>): Promise<string[]> {
+  private async resolveTopics(base: ClientBase): Promise<string[]> {
     if (this.opts.topics) return [...this.opts.topics];
     const pattern = new RegExp(this.opts.topic_pattern ?? '.^');
     const { Admin } = await import('../kafka/runtime.ts');

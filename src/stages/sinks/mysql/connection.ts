@@ -1,6 +1,7 @@
 /** The mysql sink's connection pool, and the deadline that keeps an outage from hanging a write. */
-import mysql, { type Pool } from 'mysql2/promise';
+import mysql, { type Pool, type SslOptions } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import { loadTls, type TlsOptions } from '../../tls.ts';
 import type { MysqlError } from './errors.ts';
 import type { MysqlOptions } from './index.ts';
 
@@ -13,6 +14,8 @@ export interface PoolSetup {
   /** The session's innodb_lock_wait_timeout, below the client's statement deadline. */
   lockWaitSeconds: number;
   log: Logger;
+  /** TLS settings, read by `mysqlTls`; absent for a plain connection. */
+  ssl?: SslOptions;
 }
 
 /** A pool whose sessions run in UTC, strict SQL mode (unless `strict: false`) and bounded lock waits. */
@@ -29,6 +32,7 @@ export function createPool(o: MysqlOptions, setup: PoolSetup): Pool {
       enableKeepAlive: true,
       keepAliveInitialDelay: 10_000,
       maxPreparedStatements: 256,
+      ...(setup.ssl ? { ssl: setup.ssl } : {}),
     });
   } catch (err) {
     // The driver's message may quote the URL; ours names only the part that is wrong.
@@ -74,6 +78,22 @@ export async function withDeadline<T>(work: Promise<T>, ms: number, message: str
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** mysql2's TLS settings for the sink's `tls` option: files read now, verification on by default. */
+export async function mysqlTls(tls: boolean | TlsOptions | undefined): Promise<SslOptions | undefined> {
+  if (tls === undefined || tls === false) return undefined;
+  const block = tls === true ? {} : tls;
+  const t = await loadTls(block, 'mysql');
+  const ssl: SslOptions = {
+    rejectUnauthorized: t.rejectUnauthorized !== false,
+    // mysql2 checks the name only when asked; MySQL's VERIFY_IDENTITY is the safe default.
+    verifyIdentity: block.verify_identity !== false && block.insecure_skip_verify !== true,
+  };
+  if (t.ca !== undefined) ssl.ca = t.ca as string;
+  if (t.cert !== undefined) ssl.cert = t.cert as string;
+  if (t.key !== undefined) ssl.key = t.key as string;
+  return ssl;
 }
 
 /** host:port of a connection URL, for messages; never the user name or password. */

@@ -24,6 +24,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Duration, EnvSecret } from '../../../spec/types.ts';
 import { defineSink } from '../../define.ts';
+import { checkTls, MysqlTlsObject } from '../../tls.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
 import { MysqlPreview, MysqlSink } from './sink.ts';
 import { candidateTables } from './table.ts';
@@ -41,6 +42,13 @@ const options = Type.Object({
       'Connection URL mysql://user[:password]@host:port/database, from the environment: ${MYSQL_URL}. Percent-encode the user name and password (@ as %40, # as %23, / as %2F, ? as %3F, % as %25)',
     examples: ['${MYSQL_URL}'],
   }),
+  tls: Type.Optional(
+    Type.Union([Type.Boolean(), MysqlTlsObject], {
+      description:
+        'TLS to the server, required when given: true to trust the system CAs, or a block naming the CA (and a client certificate and key). The certificate must name the URL’s host unless verify_identity is false',
+      examples: [true, { ca_file: '/etc/ssl/mysql/ca.pem' }],
+    }),
+  ),
   database: Type.Optional(
     Type.String({
       minLength: 1,
@@ -159,6 +167,7 @@ sinks:
   check(opts, report) {
     const urlProblem = urlCredentialProblem(opts.url);
     if (urlProblem) report(['url'], 'schema-value', `mysql: ${urlProblem}`);
+    if (typeof opts.tls === 'object') checkTls(opts.tls, report, ['tls']);
     if (opts.create_table && !opts.columns) {
       report(
         ['create_table'],

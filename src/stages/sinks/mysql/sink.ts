@@ -11,8 +11,9 @@ import {
   StageError,
   type WriteResult,
 } from '../../define.ts';
+import { tlsFailure } from '../../tls.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
-import { createPool, targetOf, withDeadline } from './connection.ts';
+import { createPool, mysqlTls, targetOf, withDeadline } from './connection.ts';
 import { ConversionError, convert, type Kind, kindOf, type SqlParam } from './convert.ts';
 import { describeError, isDataError, type MysqlError, startupHint, TRANSIENT_CODES } from './errors.ts';
 import { IgnoredFields } from './ignored-fields.ts';
@@ -85,6 +86,7 @@ export class MysqlSink implements Sink {
       target: this.target,
       lockWaitSeconds: Math.max(1, Math.floor(this.timeoutMs / 1000) - 2),
       log: this.log,
+      ssl: await mysqlTls(this.opts.tls),
     });
     this.pool = pool;
     try {
@@ -111,6 +113,8 @@ export class MysqlSink implements Sink {
         if (columns.size > 0) found.push({ ref, columns });
       }
     } catch (err) {
+      const tls = this.opts.tls ? tlsFailure(err) : undefined;
+      if (tls) throw new Error(`mysql: TLS to ${this.target} failed: ${tls}`, { cause: err });
       throw new Error(
         `mysql: cannot read the tables of ${this.target}: ${describeError(err)}${startupHint(err)}`,
       );
