@@ -14,7 +14,10 @@
 #   status  one line per service; exit code 3 when one is not answering
 #   env     `export` lines for the tests: eval "$(scripts/services.sh env)"
 #
+# Kafka also listens with SASL_SSL and with SSL (client certificate required), MariaDB offers
+# TLS; their certificates come from a test CA made in .services/tls (see ensure_tls).
 # Environment: MOTO_PORT (5000), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
+# KAFKA_SASL_SSL_PORT (9094), KAFKA_SSL_PORT (9095),
 # MYSQL_PORT (3306), POSTGRES_PORT (5432), SERVICES_TIMEOUT (seconds to wait for a start, 120), PROBE_TIMEOUT
 # (seconds one readiness request may take, 10; a service that is up but slow to answer
 # gets two more tries, each with twice the time, before `up` gives up on it).
@@ -29,6 +32,9 @@ HOST=127.0.0.1
 MOTO_PORT="${MOTO_PORT:-5000}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# SASL_SSL (PLAIN, SCRAM-SHA-256/512) and SSL with a required client certificate.
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-9094}"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-9095}"
 MYSQL_PORT="${MYSQL_PORT:-3306}"
 POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 WAIT_SECS="${SERVICES_TIMEOUT:-120}"
@@ -108,6 +114,53 @@ ensure_mariadb() {
     ! command -v mariadb >/dev/null 2>&1; then
     apt_install mariadb-server-core mariadb-client-core
   fi
+}
+
+# --- TLS material for the secured listeners -----------------------------------------------
+# A private CA made here with openssl (never trusted by the system), a server certificate it
+# signs for 127.0.0.1 and localhost (Kafka's SASL_SSL and SSL listeners, MariaDB), and a
+# client certificate for the listener that requires one. Made once; a CA that expires within a
+# day is replaced with everything it signed. Keys are unencrypted PKCS#8, as Kafka's PEM key
+# stores and MariaDB read them.
+TLS_DIR="$STATE/tls"
+# SCRAM and PLAIN user of the SASL_SSL listener; a test secret for a local broker only.
+KAFKA_SASL_USER=sluice
+KAFKA_SASL_PASSWORD=sluice-test-secret
+
+ensure_tls() {
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  local d="$TLS_DIR"
+  if [[ -s $d/ca.pem && -s $d/server.pem && -s $d/server.key && -s $d/client.pem && -s $d/client.key ]] &&
+    openssl x509 -checkend 86400 -noout -in "$d/ca.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  log "making a test CA and certificates in $d"
+  rm -rf "$d.tmp"
+  mkdir -p "$d.tmp"
+  (
+    cd "$d.tmp"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj '/CN=sluice test CA' -addext 'basicConstraints=critical,CA:TRUE' \
+      -addext 'keyUsage=critical,keyCertSign,cRLSign'
+    local name
+    for name in server client; do
+      openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "/CN=sluice test $name"
+      if [[ $name == server ]]; then
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$name.ext"
+      else
+        printf 'extendedKeyUsage=clientAuth\n' >"$name.ext"
+      fi
+      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile "$name.ext" -out "$name.pem"
+      # Kafka's PEM key store wants the key and its chain in one file.
+      cat "$name.key" "$name.pem" >"$name.keystore.pem"
+    done
+    rm -f ./*.csr ./*.ext ca.srl
+  ) >"$STATE/tls.log" 2>&1 || die "openssl could not make the test certificates (log: $STATE/tls.log)"
+  # MariaDB runs as root here or as this user; the key files stay private to the owner.
+  chmod 600 "$d.tmp"/*.key "$d.tmp"/*.keystore.pem
+  rm -rf "$d"
+  mv "$d.tmp" "$d"
 }
 
 # Prints the major version of a java binary (8 for "1.8.0_x").
@@ -395,11 +448,20 @@ start_kafka() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,SSL://$HOST:$KAFKA_SSL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,SSL://$HOST:$KAFKA_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/server.keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -424,6 +486,36 @@ EOF
     -Dorg.slf4j.simpleLogger.showDateTime=true \
     -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\'T\'HH:mm:ss.SSS \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties"
+  tls_stamp >"$dir/tls.stamp"
+}
+
+# What a running Kafka or MariaDB was started with: the listeners' version and the server
+# certificate. A service of ours started with another one is restarted by `up`.
+tls_stamp() { printf 'listeners-v1 %s\n' "$(cksum <"$TLS_DIR/server.pem")"; }
+
+tls_stale() {
+  local name="$1"
+  [[ $name == kafka || $name == mysql ]] || return 1
+  our_pid "$name" >/dev/null || return 1
+  [[ $(cat "$STATE/$name/tls.stamp" 2>/dev/null) != "$(tls_stamp)" ]]
+}
+
+# The SCRAM users of the SASL_SSL listener live in the cluster's metadata: added once per
+# formatted data directory (its directory.id), through the PLAINTEXT listener.
+kafka_scram_users() {
+  local dir="$STATE/kafka" id
+  id="$(sed -n 's/^directory.id=//p' "$dir/data/meta.properties" 2>/dev/null || true)"
+  [[ -n $id && $(cat "$dir/scram-users" 2>/dev/null) == "$id $KAFKA_SASL_USER" ]] && return 0
+  ensure_java
+  kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter \
+    --add-config "SCRAM-SHA-256=[password=$KAFKA_SASL_PASSWORD],SCRAM-SHA-512=[password=$KAFKA_SASL_PASSWORD]" \
+    --entity-type users --entity-name "$KAFKA_SASL_USER" >"$dir/scram-users.log" 2>&1 || {
+    tail -n 20 "$dir/scram-users.log" >&2
+    log "warning: could not add the Kafka SCRAM user $KAFKA_SASL_USER (log: $dir/scram-users.log)"
+    return 0
+  }
+  [[ -n $id ]] && printf '%s %s\n' "$id" "$KAFKA_SASL_USER" >"$dir/scram-users"
+  log "kafka SCRAM-SHA-256/512 user $KAFKA_SASL_USER added"
 }
 
 # The Unix socket path must stay under ~107 bytes.
@@ -450,7 +542,9 @@ start_mysql() {
   launch mysql "$dir/mariadbd.out" mariadbd --no-defaults --datadir="$dir/data" "${user_opt[@]}" \
     --bind-address="$HOST" --port="$MYSQL_PORT" --socket="$(mysql_socket)" \
     --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
-    --innodb-buffer-pool-size=64M --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
+    --innodb-buffer-pool-size=64M --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+    --ssl-ca="$TLS_DIR/ca.pem" --ssl-cert="$TLS_DIR/server.pem" --ssl-key="$TLS_DIR/server.key"
+  tls_stamp >"$dir/tls.stamp"
 }
 
 # --- postgres -------------------------------------------------------------------------
@@ -524,6 +618,7 @@ postgres_create_database() {
 
 after_ready() {
   case "$1" in
+  kafka) kafka_scram_users ;;
   mysql) mariadb_client -e 'CREATE DATABASE IF NOT EXISTS fazendas' ;;
   postgres) postgres_create_database ;;
   esac
@@ -549,7 +644,12 @@ cmd_up() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
 
   local name pid to_start=()
+  ensure_tls
   for name in "${SERVICES[@]}"; do
+    if tls_stale "$name"; then
+      log "$name runs without the current TLS listeners or certificate; restarting it"
+      stop_one "$name"
+    fi
     if answers "$name"; then
       if pid="$(our_pid "$name")"; then
         log "$name already running at $(service_addr "$name") (pid $pid)"
@@ -681,6 +781,13 @@ cmd_env() {
     KAFKA_BROKERS "$HOST:$KAFKA_PORT" \
     KAFKA_LIBS "$KAFKA_LIBS" \
     KAFKA_JAVA "$java" \
+    KAFKA_SASL_SSL_BROKERS "$HOST:$KAFKA_SASL_SSL_PORT" \
+    KAFKA_SSL_BROKERS "$HOST:$KAFKA_SSL_PORT" \
+    KAFKA_SASL_USERNAME "$KAFKA_SASL_USER" \
+    KAFKA_SASL_PASSWORD "$KAFKA_SASL_PASSWORD" \
+    SLUICE_TEST_CA "$TLS_DIR/ca.pem" \
+    SLUICE_TEST_CLIENT_CERT "$TLS_DIR/client.pem" \
+    SLUICE_TEST_CLIENT_KEY "$TLS_DIR/client.key" \
     MYSQL_URL "mysql://root@$HOST:$MYSQL_PORT/fazendas" \
     POSTGRES_URL "postgres://postgres@$HOST:$POSTGRES_PORT/sluice" \
     SERVICES_PYTHON "$py"
