@@ -121,12 +121,13 @@ sinks:
   batching: { defaults: { max_records: 500, max_bytes: 1024 * 1024, max_age: 1000 } },
   create: (o) => new HttpSink(o),
   // Each record as the body carries it; headers are not captured.
-  preview: (o, ctx) => ({
+  preview: (_o, ctx) => ({
     async write(batch) {
       const failed: RecordFailure[] = [];
       for (const [index, r] of batch.records.entries()) {
         const text = encodeRecord(r.value);
-        if (text === undefined) failed.push({ index, reason: 'http: record cannot be encoded as JSON', retryable: false });
+        if (text === undefined)
+          failed.push({ index, reason: 'http: record cannot be encoded as JSON', retryable: false });
         else ctx.capture({ kind: 'record', value: JSON.parse(text) });
       }
       return failed.length > 0 ? { failed } : undefined;
