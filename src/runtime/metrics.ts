@@ -78,7 +78,8 @@ export class StageMetrics {
   readonly name: string;
   readonly kind: StageKind;
   readonly type: string;
-  readonly inputs: string[];
+  /** Replaced when a hot reload rewires the stage. */
+  inputs: string[];
   recordsIn = 0;
   recordsOut = 0;
   bytesIn = 0;
@@ -265,16 +266,52 @@ export interface PipelineSnapshot {
 export class MetricsRegistry {
   readonly pipeline: string;
   readonly startedAt = Date.now();
-  state: PipelineState = 'starting';
   logFile: string | undefined;
-  private readonly stages: StageMetrics[] = [];
+  /** Shown under the live view's header: a hot reload that failed, with the reason. */
+  notice: string | undefined;
+  private current: PipelineState = 'starting';
+  private readonly stateListeners: ((s: PipelineState) => void)[] = [];
+  private stages: StageMetrics[] = [];
+  /** Stages of the pipeline before a hot reload, continued by the next one when it has them. */
+  private previous = new Map<string, StageMetrics>();
   private readonly errorListeners: ((s: ErrorSample) => void)[] = [];
 
   constructor(pipeline: string) {
     this.pipeline = pipeline;
   }
 
+  get state(): PipelineState {
+    return this.current;
+  }
+
+  set state(state: PipelineState) {
+    this.current = state;
+    for (const l of this.stateListeners) l(state);
+  }
+
+  onState(listener: (s: PipelineState) => void): void {
+    this.stateListeners.push(listener);
+  }
+
+  /**
+   * A hot reload builds the pipeline again on this registry: a stage of the same name, kind and
+   * type goes on counting (totals, rates and Prometheus counters run on), the others start
+   * from zero, and stages the new spec lacks are no longer shown.
+   */
+  rebuilding(): void {
+    for (const s of this.stages) this.previous.set(s.name, s);
+    this.stages = [];
+  }
+
   stage(name: string, kind: StageKind, type: string, inputs: string[] = []): StageMetrics {
+    const before = this.previous.get(name);
+    this.previous.delete(name);
+    if (before && before.kind === kind && before.type === type) {
+      before.inputs = inputs;
+      before.health = { state: 'ok', lastSuccessAt: before.health.lastSuccessAt };
+      this.stages.push(before);
+      return before;
+    }
     const m = new StageMetrics(name, kind, type, inputs, (s) => {
       for (const l of this.errorListeners) l(s);
     });
@@ -294,6 +331,7 @@ export class MetricsRegistry {
       at: Date.now(),
       stages: this.stages.map((s) => s.snapshot()),
       logFile: this.logFile,
+      notice: this.notice,
     };
   }
 }

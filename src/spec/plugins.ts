@@ -102,13 +102,19 @@ function resolveSluiceToSelf(): void {
   });
 }
 
-/** Imports one plugin file (an absolute path, or relative to the working directory). */
-export async function loadPlugin(file: string): Promise<StageDefinition[]> {
+/**
+ * Imports one plugin file (an absolute path, or relative to the working directory). `fresh`
+ * reads the file again instead of the module already loaded (a hot reload; the modules it
+ * imports in turn stay those loaded first).
+ */
+export async function loadPlugin(file: string, fresh?: string): Promise<StageDefinition[]> {
   const path = resolve(file);
   resolveSluiceToSelf();
   let mod: Obj;
   try {
-    mod = (await import(pathToFileURL(path).href)) as Obj;
+    const url = pathToFileURL(path);
+    if (fresh) url.searchParams.set('reload', fresh);
+    mod = (await import(url.href)) as Obj;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const reason =
@@ -152,6 +158,8 @@ export interface ValidateOptions {
   plugins?: readonly string[];
   /** Stage definitions besides the built-in ones, e.g. a service's own stages. */
   stages?: readonly StageDefinition[];
+  /** Read plugin files again rather than reuse modules already loaded (a tag new for each reload). */
+  fresh?: string;
 }
 
 /**
@@ -165,8 +173,8 @@ export async function validate(file: string, opts: ValidateOptions = {}): Promis
   const problems = (opts.stages ?? []).flatMap((d) => definitionProblems(d as unknown as Obj));
   if (problems.length) throw new PluginError(`stages: ${problems.join('; ')}`);
   let stages = addStages(builtins, opts.stages ?? [], 'stages');
-  for (const p of opts.plugins ?? []) stages = addStages(stages, await loadPlugin(p), p);
-  const own = await specPlugins(file, text, env, stages);
+  for (const p of opts.plugins ?? []) stages = addStages(stages, await loadPlugin(p, opts.fresh), p);
+  const own = await specPlugins(file, text, env, stages, opts.fresh);
   const result = validateText(file, text, env, { stages: own.stages });
   if (own.diagnostics.length === 0) return result;
   const diagnostics = [...own.diagnostics, ...result.diagnostics].sort(
@@ -181,6 +189,7 @@ async function specPlugins(
   text: string,
   env: Readonly<Record<string, string | undefined>>,
   known: StageDefinition[],
+  fresh?: string,
 ): Promise<{ stages: StageDefinition[]; diagnostics: Diagnostic[] }> {
   // Most specs name no plugin: spare them a second parse.
   if (!text.includes('plugins')) return { stages: known, diagnostics: [] };
@@ -194,7 +203,7 @@ async function specPlugins(
     if (typeof entry !== 'string' || entry === '') continue;
     const path = isAbsolute(entry) ? entry : resolve(dirname(file), entry);
     try {
-      stages = addStages(stages, await loadPlugin(path), entry);
+      stages = addStages(stages, await loadPlugin(path, fresh), entry);
     } catch (err) {
       if (!(err instanceof PluginError)) throw err;
       // A path that came from the environment is not printed, nor what the import said about it.

@@ -168,6 +168,13 @@ export interface MetaField {
 
 export interface SourceDefinition<P extends TProperties = TProperties> extends Common<'source', P> {
   create(options: Static<TObject<P>>, ctx: StageContext): Source;
+  /**
+   * Options (dotted paths) that say what the positions of this source's checkpoint refer to: a
+   * stream and where it lives. A hot reload that changes one of them, or the type, starts the
+   * source afresh; otherwise it resumes. Absent: name and type alone, for positions that name
+   * their own input (a file path each) or count records.
+   */
+  identity?: readonly string[];
   /** The metadata fields the source sets on every record, for `sluice docs`. */
   meta?: readonly MetaField[];
   /**

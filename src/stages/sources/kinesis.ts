@@ -103,6 +103,8 @@ export const kinesisSource = defineSource({
   kind: 'source',
   description:
     'Reads a Kinesis Data Stream: every shard, parents before children, KPL de-aggregation, per-shard checkpoints.',
+  // Shard ids repeat from stream to stream: positions belong to one stream in one place.
+  identity: ['stream', 'region', 'endpoint', 'checkpoint'],
   meta: [
     { name: 'stream', type: 'string', description: 'Stream name' },
     { name: 'shard_id', type: 'string', description: 'Shard the record was read from' },
