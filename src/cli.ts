@@ -13,6 +13,7 @@ import { StateUsageError, stateReset, stateShow } from './cli/state.ts';
 import { type TestFlags, testCommand } from './cli/test.ts';
 import { topCommand } from './cli/top.ts';
 import { DEFAULT_HTTP_ADDRESS } from './runtime/http.ts';
+import type { LogFormat } from './runtime/log.ts';
 import { hasErrors } from './spec/diagnostics.ts';
 import { allowUnsetEnv } from './spec/load.ts';
 import { PluginError, stagesWith, validate } from './spec/plugins.ts';
@@ -176,6 +177,16 @@ export function program(): Command {
     )
     .option('--metrics-interval <duration>', 'interval of the plain metric lines', durationArg, 1000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.SLUICE_LOG_LEVEL ?? 'info')
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'JSON lines, or readable lines (default: pretty on a terminal, json otherwise and in the log file)',
+      ).choices(['json', 'pretty']),
+    )
+    .option(
+      '--watch',
+      'reload when the spec, its plugin files or --env-file files change (SIGHUP always reloads); an invalid spec leaves the pipeline running',
+    )
     .option(
       '--http [address]',
       `serve /metrics (Prometheus), /ready, /live and /stats at [host:]port (${DEFAULT_HTTP_ADDRESS} when no address is given; overrides runtime.http)`,
@@ -193,6 +204,8 @@ export function program(): Command {
           stateDir: string;
           metricsInterval: number;
           logLevel: string;
+          logFormat?: LogFormat;
+          watch?: boolean;
           http?: string | true;
           plugin: string[];
         },

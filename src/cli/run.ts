@@ -2,13 +2,17 @@
 import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
-import { Pipeline, type RunResult } from '../runtime/engine.ts';
+import type { Logger } from 'pino';
+import type { RunResult } from '../runtime/engine.ts';
 import { type OpsServer, parseListenAddress, startOpsServer } from '../runtime/http.ts';
-import type { PipelineSnapshot } from '../runtime/metrics.ts';
+import { createLogger, defaultLogFormat, isLogLevel, type LogFormat } from '../runtime/log.ts';
+import type { MetricsRegistry, PipelineSnapshot } from '../runtime/metrics.ts';
+import { ReloadingPipeline } from '../runtime/reload.ts';
 import { PluginError, validate } from '../spec/plugins.ts';
 import { formatTotals, renderPlainLines } from '../tui/plain.ts';
+import { commandLineEnvFiles } from './env-file.ts';
 import { colorEnabled, formatHuman } from './format.ts';
+import { startReloads } from './reload.ts';
 
 export interface RunFlags {
   tui: boolean;
@@ -16,6 +20,10 @@ export interface RunFlags {
   stateDir: string;
   metricsInterval: number;
   logLevel: string;
+  /** JSON lines, or readable lines; by default readable on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
+  /** Reload when the spec, its plugins or env files change (SIGHUP reloads in any case). */
+  watch?: boolean;
   /** `[host:]port` of the operations endpoint; overrides `runtime.http`. */
   http?: string;
   /** Plugin files from the command line, besides those the spec lists. */
@@ -23,6 +31,12 @@ export interface RunFlags {
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  if (!isLogLevel(flags.logLevel)) {
+    process.stderr.write(
+      `sluice: '${flags.logLevel}' is not a log level (--log-level or SLUICE_LOG_LEVEL): trace, debug, info, warn, error, fatal or silent\n`,
+    );
+    return 2;
+  }
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -51,16 +65,18 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   mkdirSync(flags.stateDir, { recursive: true });
   const screen = flags.tui && process.stdout.isTTY && process.stdin.isTTY;
   const logFile = screen ? join(flags.stateDir, `${spec.name}.log`) : undefined;
-  const log: Logger = pino(
-    { level: flags.logLevel, base: { pipeline: spec.name } },
-    logFile
-      ? pino.destination({ dest: logFile, sync: false, mkdir: true })
-      : pino.destination({ fd: 2, sync: true }),
-  );
+  const log: Logger = createLogger({
+    level: flags.logLevel,
+    // A log file is read by tools more often than by eyes: JSON unless asked otherwise.
+    format: flags.logFormat ?? (logFile ? 'json' : defaultLogFormat(process.stderr)),
+    base: { pipeline: spec.name },
+    file: logFile,
+    color: !logFile && colorEnabled(process.stderr),
+  });
 
-  let pipeline: Pipeline;
+  let pipeline: ReloadingPipeline;
   try {
-    pipeline = new Pipeline(spec, { stateDir: flags.stateDir, log, exitIdle: flags.exitIdle });
+    pipeline = new ReloadingPipeline(spec, { stateDir: flags.stateDir, log, exitIdle: flags.exitIdle });
   } catch (err) {
     process.stderr.write(`sluice: cannot start ${spec.name}: ${(err as Error).message}\n`);
     return 1;
@@ -87,10 +103,20 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const reloads = startReloads({
+    file,
+    plugins: flags.plugins ?? [],
+    envFiles: commandLineEnvFiles(),
+    pipeline,
+    log,
+    watch: flags.watch ?? false,
+    print: !screen,
+  });
   const view = screen
     ? await startScreen(pipeline, () => onSignal('SIGINT'))
     : startPlain(pipeline, flags.metricsInterval);
   const result = await pipeline.run();
+  reloads.close();
   const final = pipeline.metrics.snapshot();
   await view.stop(final);
   await ops?.close();
@@ -105,7 +131,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
 }
 
 /** Starts the operations endpoint before the pipeline, so /ready answers 503 while sinks open. */
-async function openOps(pipeline: Pipeline, listen: string, log: Logger): Promise<OpsServer | number> {
+async function openOps(
+  pipeline: { metrics: MetricsRegistry },
+  listen: string,
+  log: Logger,
+): Promise<OpsServer | number> {
   const address = parseListenAddress(listen);
   if (!address) {
     process.stderr.write(
@@ -158,7 +188,7 @@ interface View {
   stop(final: PipelineSnapshot): Promise<void>;
 }
 
-function startPlain(pipeline: Pipeline, interval: number): View {
+function startPlain(pipeline: { metrics: MetricsRegistry }, interval: number): View {
   let prev: PipelineSnapshot | undefined;
   const timer = setInterval(() => {
     const cur = pipeline.metrics.snapshot();
@@ -173,7 +203,7 @@ function startPlain(pipeline: Pipeline, interval: number): View {
   };
 }
 
-async function startScreen(pipeline: Pipeline, onQuit: () => void): Promise<View> {
+async function startScreen(pipeline: { metrics: MetricsRegistry }, onQuit: () => void): Promise<View> {
   try {
     const tui = (await import('../tui/index.ts')) as {
       startTui?: (o: { snapshot: () => PipelineSnapshot; onQuit: () => void }) => View;
