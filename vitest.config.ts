@@ -10,7 +10,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/integration/**'],
-          testTimeout: 20_000,
+          // Generous: CLI tests spawn processes, and a loaded CI machine can be several times slower.
+          testTimeout: 60_000,
         },
       },
       {

@@ -133,7 +133,15 @@ export const RuntimeSettings = Type.Object(
 export const SECTION_KIND = { sources: 'source', transforms: 'transform', sinks: 'sink' } as const;
 export type Section = keyof typeof SECTION_KIND;
 
+let topLevel: TObject | undefined;
+
+/** One object for the life of the process, so its compiled validator is built once, not per spec. */
 export function topLevelSchema(): TObject {
+  topLevel ??= buildTopLevelSchema();
+  return topLevel;
+}
+
+function buildTopLevelSchema(): TObject {
   return Type.Object(
     {
       version: Type.Literal(1, { description: 'Spec format version' }),
