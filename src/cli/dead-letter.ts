@@ -6,10 +6,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import pino from 'pino';
 import { writeAtomic } from '../runtime/checkpoint.ts';
 import { type DeadLetterFile, listDeadLetterFiles, readDeadLetters } from '../runtime/dead-letter.ts';
 import { Pipeline } from '../runtime/engine.ts';
+import { createLogger, defaultLogFormat, isLogLevel } from '../runtime/log.ts';
 import type { ErrorValue, RecordInit } from '../runtime/record.ts';
 import { validate } from '../spec/plugins.ts';
 import type { PipelineSpec } from '../spec/validate.ts';
@@ -168,7 +168,13 @@ async function replayStage(
     kept.set(f.path, keep);
   }
   mkdirSync(flags.stateDir, { recursive: true });
-  const log = pino({ level: flags.logLevel ?? 'warn', base: { pipeline: spec.name } }, pino.destination(2));
+  const level = flags.logLevel ?? 'warn';
+  const log = createLogger({
+    level: isLogLevel(level) ? level : 'warn',
+    format: defaultLogFormat(process.stderr),
+    base: { pipeline: spec.name },
+    color: colorEnabled(process.stderr),
+  });
   const pipeline = new Pipeline(spec, { stateDir: flags.stateDir, log, replay: { stage, records } });
   const result = await pipeline.run();
   const code = exitCode(result);
