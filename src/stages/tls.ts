@@ -169,6 +169,19 @@ const UNTRUSTED = new Set([
   'UNABLE_TO_GET_ISSUER_CERT',
 ]);
 
+/** Node's code for the messages of its certificate checks. */
+function codeOfMessage(message: string): string {
+  if (
+    /self[- ]signed certificate|unable to (verify the first certificate|get (local )?issuer certificate)/i.test(
+      message,
+    )
+  )
+    return 'UNABLE_TO_VERIFY_LEAF_SIGNATURE';
+  if (/does not match certificate's altnames/i.test(message)) return 'ERR_TLS_CERT_ALTNAME_INVALID';
+  if (/certificate has expired|certificate is not yet valid/i.test(message)) return 'CERT_HAS_EXPIRED';
+  return '';
+}
+
 /** Every error inside `err`: itself, the members of an AggregateError, causes; depth-bounded. */
 function* nested(err: unknown, depth = 0): Generator<Error> {
   if (depth > 5 || !(err instanceof Error)) return;
@@ -183,7 +196,9 @@ function* nested(err: unknown, depth = 0): Generator<Error> {
  */
 export function tlsFailure(err: unknown): string | undefined {
   for (const e of nested(err)) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
+    // Some drivers (mysql2) pass Node's message on under a code of their own.
+    const own = (e as NodeJS.ErrnoException).code ?? '';
+    const code = codeOfMessage(e.message) || own;
     if (UNTRUSTED.has(code)) {
       return `the server certificate is not signed by a trusted CA (${e.message}): give the CA that signs it in tls.ca_file`;
     }

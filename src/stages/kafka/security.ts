@@ -66,7 +66,7 @@ export const KafkaSecurityOptions = {
   tls: Type.Optional(
     Type.Union([Type.Boolean(), KafkaTlsObject], {
       description:
-        'TLS to the brokers: true to trust the system CAs, or a block naming the CA, client certificate and key. Off unless given (on for AWS_MSK_IAM)',
+        'TLS to the brokers: true to trust the system CAs, or a block: ca_file or ca (PEM text), cert_file or cert and key_file or key (key only as ${VAR}) for a client certificate, server_name, verify_identity (default true), insecure_skip_verify (default false). Off unless given (on for AWS_MSK_IAM)',
       examples: [true, { ca_file: '/etc/ssl/kafka/ca.pem' }],
     }),
   ),
@@ -176,6 +176,19 @@ export async function mskIamToken(region: string): Promise<string> {
       cause: err,
     });
   }
+}
+
+/**
+ * What to add to "no answer from the brokers": a broker that requires a client certificate
+ * closes every TLS connection that has none, which the client retries until the deadline.
+ */
+export function noAnswerHint(o: KafkaSecuritySettings): string {
+  if (!usesTls(o)) return '';
+  const block = typeof o.tls === 'object' ? o.tls : {};
+  const hasCert = block.cert_file !== undefined || block.cert !== undefined;
+  return hasCert
+    ? ''
+    : ' (a broker that requires a client certificate closes connections without one: set tls.cert_file and tls.key_file)';
 }
 
 /**

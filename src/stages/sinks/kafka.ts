@@ -44,6 +44,7 @@ import {
   KafkaSecurityOptions,
   kafkaConnectionSecurity,
   kafkaSecurityFailure,
+  noAnswerHint,
 } from '../kafka/security.ts';
 
 const options = Type.Object({
@@ -236,7 +237,7 @@ export class KafkaSink implements Sink {
     const brokers = String(this.opts.brokers);
     const unanswered = () =>
       new StageError(
-        `kafka: no answer from ${brokers} within ${STARTUP_CHECK_MS / 1000}s; check \`brokers\` and that Kafka is up`,
+        `kafka: no answer from ${brokers} within ${STARTUP_CHECK_MS / 1000}s; check \`brokers\` and that Kafka is up${noAnswerHint(this.opts)}`,
         { retryable: false },
       );
     if (this.opts.create_topic && this.opts.topic) {

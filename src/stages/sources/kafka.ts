@@ -49,6 +49,7 @@ import {
   KafkaSecurityOptions,
   kafkaConnectionSecurity,
   kafkaSecurityFailure,
+  noAnswerHint,
 } from '../kafka/security.ts';
 
 const options = Type.Object({
@@ -332,7 +333,7 @@ export class KafkaSource implements Source {
       await withDeadline(
         consumer.metadata({ topics: this.topics }),
         STARTUP_CHECK_MS,
-        () => new Error(`no answer within ${STARTUP_CHECK_MS / 1000}s`),
+        () => new Error(`no answer within ${STARTUP_CHECK_MS / 1000}s${noAnswerHint(o)}`),
       );
       stream = await consumer.consume({
         topics: this.topics,

@@ -1,4 +1,6 @@
 /** The mysql sink's connection pool, and the deadline that keeps an outage from hanging a write. */
+import { isIP } from 'node:net';
+import { checkServerIdentity, TLSSocket } from 'node:tls';
 import mysql, { type Pool, type SslOptions } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { loadTls, type TlsOptions } from '../../tls.ts';
@@ -16,6 +18,8 @@ export interface PoolSetup {
   log: Logger;
   /** TLS settings, read by `mysqlTls`; absent for a plain connection. */
   ssl?: SslOptions;
+  /** Called with the reason when a new connection's certificate does not name an IP host. */
+  identityFailed?: (err: Error) => void;
 }
 
 /** A pool whose sessions run in UTC, strict SQL mode (unless `strict: false`) and bounded lock waits. */
@@ -49,7 +53,15 @@ export function createPool(o: MysqlOptions, setup: PoolSetup): Pool {
     o.strict === false
       ? `SET time_zone = '+00:00', ${lockWait}`
       : `SET time_zone = '+00:00', ${lockWait}, sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_ALL_TABLES')`;
+  const ipHost = ipToVerify(o.url, setup.ssl);
   pool.pool.on('connection', (conn) => {
+    const problem =
+      ipHost === undefined ? undefined : ipIdentityProblem(conn as unknown as { stream?: unknown }, ipHost);
+    if (problem) {
+      setup.identityFailed?.(problem);
+      conn.destroy();
+      return;
+    }
     conn.query(session, (err: Error | null) => {
       if (err) setup.log.warn({ err: err.message }, 'mysql session setup failed');
     });
@@ -94,6 +106,27 @@ export async function mysqlTls(tls: boolean | TlsOptions | undefined): Promise<S
   if (t.cert !== undefined) ssl.cert = t.cert as string;
   if (t.key !== undefined) ssl.key = t.key as string;
   return ssl;
+}
+
+/**
+ * The URL's host when it is an IP address that verification must check. mysql2 checks the
+ * certificate's names only for a host name (it sends no SNI for an address, and then accepts any
+ * name), so the pool checks each new connection to an address itself.
+ */
+function ipToVerify(url: string, ssl: SslOptions | undefined): string | undefined {
+  if (!ssl?.verifyIdentity) return undefined;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return isIP(host) ? host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function ipIdentityProblem(conn: { stream?: unknown }, host: string): Error | undefined {
+  const stream = conn.stream;
+  if (!(stream instanceof TLSSocket)) return undefined;
+  return checkServerIdentity(host, stream.getPeerCertificate());
 }
 
 /** host:port of a connection URL, for messages; never the user name or password. */

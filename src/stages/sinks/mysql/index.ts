@@ -45,7 +45,7 @@ const options = Type.Object({
   tls: Type.Optional(
     Type.Union([Type.Boolean(), MysqlTlsObject], {
       description:
-        'TLS to the server, required when given: true to trust the system CAs, or a block naming the CA (and a client certificate and key). The certificate must name the URL’s host unless verify_identity is false',
+        'TLS to the server, required when given: true to trust the system CAs, or a block: ca_file or ca (PEM text), cert_file or cert and key_file or key (key only as ${VAR}) for a client certificate, verify_identity (default true: the certificate must name the URL’s host), insecure_skip_verify (default false)',
       examples: [true, { ca_file: '/etc/ssl/mysql/ca.pem' }],
     }),
   ),

@@ -58,6 +58,8 @@ export class MysqlSink implements Sink {
   private pool: Pool | undefined;
   /** host:port of the URL, for messages (never the credentials). */
   private target = '';
+  /** Why the last new connection was dropped: its certificate did not name the host. */
+  private identityError: Error | undefined;
   private table: TableRef;
   private tableSql = '';
   /** How messages name the table, with its database. */
@@ -87,6 +89,10 @@ export class MysqlSink implements Sink {
       lockWaitSeconds: Math.max(1, Math.floor(this.timeoutMs / 1000) - 2),
       log: this.log,
       ssl: await mysqlTls(this.opts.tls),
+      identityFailed: (err) => {
+        this.identityError = err;
+        this.log.error({ err: err.message, target: this.target }, 'mysql: server certificate refused');
+      },
     });
     this.pool = pool;
     try {
@@ -113,7 +119,7 @@ export class MysqlSink implements Sink {
         if (columns.size > 0) found.push({ ref, columns });
       }
     } catch (err) {
-      const tls = this.opts.tls ? tlsFailure(err) : undefined;
+      const tls = this.opts.tls ? tlsFailure(this.identityError ?? err) : undefined;
       if (tls) throw new Error(`mysql: TLS to ${this.target} failed: ${tls}`, { cause: err });
       throw new Error(
         `mysql: cannot read the tables of ${this.target}: ${describeError(err)}${startupHint(err)}`,
