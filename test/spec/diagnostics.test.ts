@@ -323,7 +323,7 @@ describe('schema', () => {
     const d = only(withSource('  other: {count: 1}'));
     expect(d.code).toBe('schema-required');
     expect(span(d)).toBe('8:3-8:8');
-    expect(d.message).toBe("source 'other' needs a 'type': one of generate, file, kinesis, sns, kafka");
+    expect(d.message).toBe("source 'other' needs a 'type': one of generate, file, kinesis, sns, http_server, kafka");
   });
 
   it('unknown-key: at the key, with did-you-mean', () => {
@@ -352,7 +352,7 @@ describe('schema', () => {
     expect(d.code).toBe('unknown-stage-type');
     expect(span(d)).toBe('9:11-9:19');
     expect(d.message).toBe(
-      "unknown source type 'generatr': did you mean 'generate'?; source types: generate, file, kinesis, sns, kafka",
+      "unknown source type 'generatr': did you mean 'generate'?; source types: generate, file, kinesis, sns, http_server, kafka",
     );
   });
 
