@@ -506,6 +506,7 @@ kafka_scram_users() {
   local dir="$STATE/kafka" id
   id="$(sed -n 's/^directory.id=//p' "$dir/data/meta.properties" 2>/dev/null || true)"
   [[ -n $id && $(cat "$dir/scram-users" 2>/dev/null) == "$id $KAFKA_SASL_USER" ]] && return 0
+  mkdir -p "$dir"
   ensure_java
   kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter \
     --add-config "SCRAM-SHA-256=[password=$KAFKA_SASL_PASSWORD],SCRAM-SHA-512=[password=$KAFKA_SASL_PASSWORD]" \
