@@ -323,7 +323,9 @@ describe('schema', () => {
     const d = only(withSource('  other: {count: 1}'));
     expect(d.code).toBe('schema-required');
     expect(span(d)).toBe('8:3-8:8');
-    expect(d.message).toBe("source 'other' needs a 'type': one of generate, file, kinesis, sns, http_server, kafka");
+    expect(d.message).toBe(
+      "source 'other' needs a 'type': one of generate, file, kinesis, sns, http_server, kafka",
+    );
   });
 
   it('unknown-key: at the key, with did-you-mean', () => {

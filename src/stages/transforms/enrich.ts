@@ -60,8 +60,9 @@ sinks:
   }),
   create(o) {
     // Parallel arrays walked by index: no per-record iterators or tuples.
-    const fields = Object.keys(o.set ?? {});
-    const exprs = fields.map((f) => compile((o.set ?? {})[f]));
+    const set = o.set ?? {};
+    const fields = Object.keys(set);
+    const exprs = fields.map((f) => compile(set[f]));
     const renames = Object.entries(o.rename ?? {});
     const removes = o.remove ?? [];
     const enrich = (records: SluiceRecord[], out: TransformOutput) => {

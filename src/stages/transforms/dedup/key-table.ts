@@ -120,7 +120,7 @@ export class KeyTable implements KeyCache {
       this.#rebase(t);
       t = Math.floor((now - this.#base) / this.#unit);
     }
-    return t < -(2 ** 31) ? -(2 ** 31) : t;
+    return Math.max(t, -(2 ** 31));
   }
 
   /** Moves the base so that `t` fits again; entries that fall before it had expired and stay expired. */
@@ -129,7 +129,7 @@ export class KeyTable implements KeyCache {
     this.#base += shift * this.#unit;
     for (let e = this.#head; e !== NONE; e = this.#next[e]) {
       const at = this.#at[e] - shift;
-      this.#at[e] = at < -1 ? -1 : at;
+      this.#at[e] = Math.max(at, -1);
     }
   }
 
