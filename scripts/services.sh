@@ -508,13 +508,17 @@ kafka_scram_users() {
   [[ -n $id && $(cat "$dir/scram-users" 2>/dev/null) == "$id $KAFKA_SASL_USER" ]] && return 0
   mkdir -p "$dir"
   ensure_java
-  kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter \
-    --add-config "SCRAM-SHA-256=[password=$KAFKA_SASL_PASSWORD],SCRAM-SHA-512=[password=$KAFKA_SASL_PASSWORD]" \
-    --entity-type users --entity-name "$KAFKA_SASL_USER" >"$dir/scram-users.log" 2>&1 || {
-    tail -n 20 "$dir/scram-users.log" >&2
-    log "warning: could not add the Kafka SCRAM user $KAFKA_SASL_USER (log: $dir/scram-users.log)"
-    return 0
-  }
+  # One mechanism per request: Kafka 4.1 refuses a request that alters the same user twice.
+  local mechanism
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter \
+      --add-config "$mechanism=[password=$KAFKA_SASL_PASSWORD]" \
+      --entity-type users --entity-name "$KAFKA_SASL_USER" >"$dir/scram-users.log" 2>&1 || {
+      tail -n 20 "$dir/scram-users.log" >&2
+      log "warning: could not add the Kafka $mechanism user $KAFKA_SASL_USER (log: $dir/scram-users.log)"
+      return 0
+    }
+  done
   [[ -n $id ]] && printf '%s %s\n' "$id" "$KAFKA_SASL_USER" >"$dir/scram-users"
   log "kafka SCRAM-SHA-256/512 user $KAFKA_SASL_USER added"
 }
