@@ -97,7 +97,7 @@ describe('the editor schema and the validator agree on specs that fail', () => {
     [
       'a bad enum value',
       'type: file\n    from: [by_day]',
-      'type: file\n    format: parquet\n    from: [by_day]',
+      'type: file\n    format: xml\n    from: [by_day]',
     ],
     ['a missing required key', '    key: id_treated_data\n', '\n'],
     ['a wrong version', 'version: 1', 'version: 2'],
