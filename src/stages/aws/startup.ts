@@ -131,6 +131,53 @@ export function cannotCheck(t: CheckTarget, err: unknown): StartupCheckError {
   );
 }
 
+/** How one sink's `open()` checks its target: the describe call and what its answers mean. */
+export interface StatusCheck<T> {
+  /** The describe call; it fails when the target is missing. */
+  describe: (abortSignal: AbortSignal) => Promise<T>;
+  /** Whether a describe failure means the target does not exist. */
+  notFound: (err: unknown) => boolean;
+  /** The command that creates the target, for the "does not exist" message. */
+  create: string;
+  /** The option that names the target, for the "fix …" hints. */
+  option: string;
+  /** A message for other failures this sink can explain (a bucket in another region), or undefined. */
+  explain?: (err: unknown) => StartupCheckError | undefined;
+  /** The target's state in the answer: the check waits while it is CREATING and wants one of `accepted`. */
+  state?: { of: (res: T) => string | undefined; accepted: readonly string[] };
+}
+
+/**
+ * The start-up check of a sink's target: describes it within the deadline (waiting while it is
+ * being created), and fails with a message that says what to create or fix.
+ */
+export async function checkStatus<T>(t: CheckTarget, c: StatusCheck<T>): Promise<void> {
+  const state = c.state;
+  let current: string | undefined;
+  try {
+    if (state) {
+      current = await waitWhileCreating(async () => state.of(await checkTarget(t, c.describe)), ['CREATING']);
+    } else await checkTarget(t, c.describe);
+  } catch (err) {
+    if (err instanceof StartupCheckError) throw err;
+    if (c.notFound(err)) {
+      throw new StartupCheckError(
+        `${t.service}: ${t.what} does not exist in region ${t.region}; create it (${c.create}) or fix \`${c.option}\``,
+        { cause: err },
+      );
+    }
+    throw c.explain?.(err) ?? cannotCheck(t, err);
+  }
+  if (state && (current === undefined || !state.accepted.includes(current))) {
+    throw new StartupCheckError(
+      `${t.service}: ${t.what} in region ${t.region} is ${current ?? 'in an unknown state'}, not ACTIVE; ` +
+        (current === 'CREATING'
+          ? 'wait until it is created, then start again'
+          : `create it again or fix \`${c.option}\``),
+    );
+  }
+}
+
 /** Polls `state` while it says the target is still being created, up to `timeoutMs`. */
 export async function waitWhileCreating(
   state: () => Promise<string | undefined>,

@@ -16,13 +16,7 @@ import { AwsOptions } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
 import { awsErrorName, awsErrorText, isTransientAwsError } from '../aws/errors.ts';
 import { chunk, type Entry, encodeProblem, encodeValue, MiB } from '../aws/put-batches.ts';
-import {
-  type CheckTarget,
-  cannotCheck,
-  checkTarget,
-  StartupCheckError,
-  waitWhileCreating,
-} from '../aws/startup.ts';
+import { type CheckTarget, checkStatus } from '../aws/startup.ts';
 import {
   defineSink,
   type PreviewContext,
@@ -120,36 +114,15 @@ export class FirehoseSink implements Sink {
   }
 
   async open(): Promise<void> {
-    const t = this.target;
     const name = this.o.delivery_stream;
-    const status = async (): Promise<string | undefined> => {
-      const res = await checkTarget(t, (abortSignal) =>
+    await checkStatus(this.target, {
+      describe: (abortSignal) =>
         this.client.send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), { abortSignal }),
-      );
-      return res.DeliveryStreamDescription?.DeliveryStreamStatus;
-    };
-    let state: string | undefined;
-    try {
-      state = await waitWhileCreating(status, ['CREATING']);
-    } catch (err) {
-      if (err instanceof StartupCheckError) throw err;
-      if (awsErrorName(err) === 'ResourceNotFoundException') {
-        throw new StartupCheckError(
-          `firehose: delivery stream '${name}' does not exist in region ${t.region}; create it ` +
-            `(aws firehose create-delivery-stream --delivery-stream-name ${name} …) or fix \`delivery_stream\``,
-          { cause: err },
-        );
-      }
-      throw cannotCheck(t, err);
-    }
-    if (state !== 'ACTIVE') {
-      throw new StartupCheckError(
-        `firehose: delivery stream '${name}' in region ${t.region} is ${state ?? 'in an unknown state'}, not ACTIVE; ` +
-          (state === 'CREATING'
-            ? 'wait until it is created, then start again'
-            : 'create it again or fix `delivery_stream`'),
-      );
-    }
+      notFound: (err) => awsErrorName(err) === 'ResourceNotFoundException',
+      create: `aws firehose create-delivery-stream --delivery-stream-name ${name} …`,
+      option: 'delivery_stream',
+      state: { of: (res) => res.DeliveryStreamDescription?.DeliveryStreamStatus, accepted: ['ACTIVE'] },
+    });
   }
 
   async close(): Promise<void> {

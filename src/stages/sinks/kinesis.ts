@@ -27,13 +27,7 @@ import { AwsOptions, Expr } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
 import { awsErrorName, awsErrorText, isTransientAwsError } from '../aws/errors.ts';
 import { chunk, type Entry, encodeProblem, encodeValue, MiB } from '../aws/put-batches.ts';
-import {
-  type CheckTarget,
-  cannotCheck,
-  checkTarget,
-  StartupCheckError,
-  waitWhileCreating,
-} from '../aws/startup.ts';
+import { type CheckTarget, checkStatus } from '../aws/startup.ts';
 import {
   defineSink,
   type PreviewContext,
@@ -144,36 +138,16 @@ export class KinesisSink implements Sink {
   }
 
   async open(): Promise<void> {
-    const t = this.target;
-    const status = async (): Promise<string | undefined> => {
-      const res = await checkTarget(t, (abortSignal) =>
-        this.client.send(new DescribeStreamSummaryCommand({ StreamName: this.o.stream }), { abortSignal }),
-      );
-      return res.StreamDescriptionSummary?.StreamStatus;
-    };
-    let state: string | undefined;
-    try {
-      state = await waitWhileCreating(status, ['CREATING']);
-    } catch (err) {
-      if (err instanceof StartupCheckError) throw err;
-      if (awsErrorName(err) === 'ResourceNotFoundException') {
-        throw new StartupCheckError(
-          `kinesis: stream '${this.o.stream}' does not exist in region ${t.region}; create it ` +
-            `(aws kinesis create-stream --stream-name ${this.o.stream} --shard-count 1) or fix \`stream\``,
-          { cause: err },
-        );
-      }
-      throw cannotCheck(t, err);
-    }
-    // UPDATING (resharding, retention changes) still takes writes.
-    if (state !== 'ACTIVE' && state !== 'UPDATING') {
-      throw new StartupCheckError(
-        `kinesis: stream '${this.o.stream}' in region ${t.region} is ${state ?? 'in an unknown state'}, not ACTIVE; ` +
-          (state === 'CREATING'
-            ? 'wait until it is created, then start again'
-            : 'create it again or fix `stream`'),
-      );
-    }
+    const stream = this.o.stream;
+    await checkStatus(this.target, {
+      describe: (abortSignal) =>
+        this.client.send(new DescribeStreamSummaryCommand({ StreamName: stream }), { abortSignal }),
+      notFound: (err) => awsErrorName(err) === 'ResourceNotFoundException',
+      create: `aws kinesis create-stream --stream-name ${stream} --shard-count 1`,
+      option: 'stream',
+      // UPDATING (resharding, retention changes) still takes writes.
+      state: { of: (res) => res.StreamDescriptionSummary?.StreamStatus, accepted: ['ACTIVE', 'UPDATING'] },
+    });
   }
 
   async close(): Promise<void> {

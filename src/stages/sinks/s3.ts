@@ -26,7 +26,7 @@ import { AwsOptions, Size, Template } from '../../spec/types.ts';
 import { type AwsStageOptions, awsClientConfig } from '../aws/clients.ts';
 import { awsErrorText, httpStatus, isTransientAwsError } from '../aws/errors.ts';
 import { encodeProblem } from '../aws/put-batches.ts';
-import { type CheckTarget, cannotCheck, checkTarget, StartupCheckError } from '../aws/startup.ts';
+import { type CheckTarget, checkStatus, StartupCheckError } from '../aws/startup.ts';
 import {
   defineSink,
   type PreviewContext,
@@ -193,29 +193,21 @@ export class S3Sink implements Sink {
   }
 
   async open(): Promise<void> {
-    const t = this.target;
-    try {
-      await checkTarget(t, (abortSignal) =>
+    const region = this.target.region;
+    await checkStatus(this.target, {
+      describe: (abortSignal) =>
         this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
-      );
-    } catch (err) {
-      if (err instanceof StartupCheckError) throw err;
-      const status = httpStatus(err);
-      if (status === 404) {
-        throw new StartupCheckError(
-          `s3: bucket '${this.bucket}' does not exist in region ${t.region}; ` +
-            `create it (aws s3 mb s3://${this.bucket}) or fix \`bucket\``,
-          { cause: err },
-        );
-      }
-      if (status === 301) {
-        throw new StartupCheckError(
-          `s3: bucket '${this.bucket}' is not in region ${t.region}; set \`region\` to the bucket's region`,
-          { cause: err },
-        );
-      }
-      throw cannotCheck(t, err);
-    }
+      notFound: (err) => httpStatus(err) === 404,
+      create: `aws s3 mb s3://${this.bucket}`,
+      option: 'bucket',
+      explain: (err) =>
+        httpStatus(err) === 301
+          ? new StartupCheckError(
+              `s3: bucket '${this.bucket}' is not in region ${region}; set \`region\` to the bucket's region`,
+              { cause: err },
+            )
+          : undefined,
+    });
   }
 
   async write(batch: SinkBatch): Promise<WriteResult> {

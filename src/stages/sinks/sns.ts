@@ -23,7 +23,7 @@ import { AwsOptions, Expr } from '../../spec/types.ts';
 import { type AwsStageOptions, awsClientConfig } from '../aws/clients.ts';
 import { awsErrorName, awsErrorText, entryCodeTransient, isTransientAwsError } from '../aws/errors.ts';
 import { encodeProblem } from '../aws/put-batches.ts';
-import { type CheckTarget, cannotCheck, checkTarget, StartupCheckError } from '../aws/startup.ts';
+import { type CheckTarget, checkStatus, StartupCheckError } from '../aws/startup.ts';
 import {
   defineSink,
   type PreviewContext,
@@ -183,30 +183,22 @@ export class SnsSink implements Sink {
         `sns: '${this.topic}' is not a topic ARN; fix \`topic_arn\` (arn:aws:sns:<region>:<account>:<name>)`,
       );
     }
-    try {
-      await checkTarget(t, (abortSignal) =>
+    const topicName = this.topic.split(':').pop() ?? this.topic;
+    await checkStatus(t, {
+      describe: (abortSignal) =>
         this.client.send(new GetTopicAttributesCommand({ TopicArn: this.topic }), { abortSignal }),
-      );
-    } catch (err) {
-      if (err instanceof StartupCheckError) throw err;
-      const name = awsErrorName(err);
-      const topicName = this.topic.split(':').pop() ?? this.topic;
-      if (name === 'NotFound' || name === 'NotFoundException') {
-        throw new StartupCheckError(
-          `sns: topic '${this.topic}' does not exist in region ${t.region}; ` +
-            `create it (aws sns create-topic --name ${topicName}) or fix \`topic_arn\``,
-          { cause: err },
-        );
-      }
-      if (name === 'InvalidParameter' || name === 'InvalidParameterException') {
-        throw new StartupCheckError(
-          `sns: '${this.topic}' is not a valid topic ARN (${awsErrorText(err)}); ` +
-            'fix `topic_arn` (arn:aws:sns:<region>:<account>:<name>)',
-          { cause: err },
-        );
-      }
-      throw cannotCheck(t, err);
-    }
+      notFound: (err) => ['NotFound', 'NotFoundException'].includes(awsErrorName(err)),
+      create: `aws sns create-topic --name ${topicName}`,
+      option: 'topic_arn',
+      explain: (err) =>
+        ['InvalidParameter', 'InvalidParameterException'].includes(awsErrorName(err))
+          ? new StartupCheckError(
+              `sns: '${this.topic}' is not a valid topic ARN (${awsErrorText(err)}); ` +
+                'fix `topic_arn` (arn:aws:sns:<region>:<account>:<name>)',
+              { cause: err },
+            )
+          : undefined,
+    });
   }
 
   async write(batch: SinkBatch): Promise<WriteResult> {
