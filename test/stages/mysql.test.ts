@@ -249,7 +249,7 @@ describe('mysql sink: ignored fields are reported with bounded memory and log li
   it('logs the first occurrence, then at most one summary per interval', () => {
     const { lines, log } = recorder();
     let now = 0;
-    const ignored = new IgnoredFields(log, 't', () => now, 60_000);
+    const ignored = new IgnoredFields(log, 'mysql', 't', () => now, 60_000);
     ignored.note(['extra']);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ table: 't', records: 1, fields: ['extra'], distinct_fields: 1 });
@@ -274,7 +274,7 @@ describe('mysql sink: ignored fields are reported with bounded memory and log li
 
   it('cuts long field names', () => {
     const { lines, log } = recorder();
-    new IgnoredFields(log, 't').note(['x'.repeat(10_000)]);
+    new IgnoredFields(log, 'mysql', 't').note(['x'.repeat(10_000)]);
     expect((lines[0].fields as string[])[0].length).toBeLessThanOrEqual(65);
   });
 });

@@ -29,10 +29,10 @@ import { urlCredentialProblem } from '../../url-credentials.ts';
 import { MysqlPreview, MysqlSink } from './sink.ts';
 import { candidateTables } from './table.ts';
 
+export { IgnoredFields } from '../sql/ignored-fields.ts';
 export { targetOf, withDeadline } from './connection.ts';
 export { ConversionError, convert, kindOf } from './convert.ts';
 export { DATA_ERRNO, isDataError, isTransient, TRANSIENT_CODES, TRANSIENT_ERRNO } from './errors.ts';
-export { IgnoredFields } from './ignored-fields.ts';
 export { MysqlSink } from './sink.ts';
 export { candidateTables, quoteName, tableSql } from './table.ts';
 

@@ -13,10 +13,19 @@ import {
 } from '../../define.ts';
 import { tlsFailure } from '../../tls.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
+import { captureRows, declaredTable } from '../sql/preview.ts';
+import {
+  type Column,
+  type PreparedBatch,
+  paramsOf,
+  type Row,
+  resultOf,
+  SqlRows,
+  statementsOf,
+} from '../sql/rows.ts';
 import { createPool, mysqlTls, targetOf, withDeadline } from './connection.ts';
-import { ConversionError, convert, type Kind, kindOf, type SqlParam } from './convert.ts';
+import { convert, type Kind, kindOf, type SqlParam } from './convert.ts';
 import { describeError, isDataError, type MysqlError, startupHint, TRANSIENT_CODES } from './errors.ts';
-import { IgnoredFields } from './ignored-fields.ts';
 import type { MysqlOptions as Options } from './index.ts';
 import { Statements } from './statement.ts';
 import {
@@ -34,22 +43,6 @@ import {
 const MAX_PLACEHOLDERS = 65_535;
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-export interface Column {
-  name: string;
-  kind: Kind;
-}
-
-/** One record's statement parameters, in column order, and its index in the batch. */
-export interface Row {
-  index: number;
-  params: SqlParam[];
-}
-
-interface Candidate {
-  index: number;
-  value: Record<string, unknown>;
-}
-
 export class MysqlSink implements Sink {
   protected readonly opts: Options;
   private readonly log: Logger;
@@ -65,10 +58,10 @@ export class MysqlSink implements Sink {
   /** How messages name the table, with its database. */
   protected tableName = '';
   /** Table columns by name, in table order (only those we write when `columns` is given). */
-  private columns = new Map<string, Column>();
+  private columns = new Map<string, Column<Kind>>();
   private keyColumns: string[] = [];
   private statements: Statements | undefined;
-  private ignored: IgnoredFields;
+  private readonly rows: SqlRows<Kind, SqlParam>;
 
   constructor(opts: Options, ctx: StageContext) {
     this.opts = opts;
@@ -76,7 +69,16 @@ export class MysqlSink implements Sink {
     this.metrics = ctx.metrics;
     this.timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
     this.table = { database: opts.database, name: opts.table };
-    this.ignored = new IgnoredFields(ctx.log, opts.table);
+    this.rows = new SqlRows(
+      {
+        system: 'mysql',
+        table: opts.table,
+        declared: opts.columns !== undefined,
+        strict: opts.strict !== false,
+        convert,
+      },
+      ctx,
+    );
   }
 
   async open(): Promise<void> {
@@ -215,15 +217,14 @@ export class MysqlSink implements Sink {
     if (!pool) throw new StageError('mysql sink used before open()');
     const started = Date.now();
     const { failed, columns, rows } = this.prepare(batch);
-    if (rows.length === 0) return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+    if (rows.length === 0) return resultOf(failed);
 
     const conn = await this.acquire(pool);
     const rejectedBefore = failed.length;
     try {
       await this.timed(conn.beginTransaction(), 'BEGIN');
-      const perStatement = Math.max(1, Math.floor(MAX_PLACEHOLDERS / columns.length));
-      for (let at = 0; at < rows.length; at += perStatement) {
-        await this.insert(conn, columns, rows.slice(at, at + perStatement), failed);
+      for (const statement of statementsOf(rows, columns.length, MAX_PLACEHOLDERS)) {
+        await this.insert(conn, columns, statement, failed);
       }
       await this.timed(conn.commit(), 'COMMIT');
     } catch (err) {
@@ -235,85 +236,12 @@ export class MysqlSink implements Sink {
     conn.release();
     this.metrics.count('rows', rows.length - (failed.length - rejectedBefore));
     this.metrics.batchTook(Date.now() - started);
-    return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+    return resultOf(failed);
   }
 
   /** The rows a batch writes, converted for their columns; the records that cannot be rows fail alone. */
-  protected prepare(batch: SinkBatch): { failed: RecordFailure[]; columns: Column[]; rows: Row[] } {
-    const failed: RecordFailure[] = [];
-    const candidates = this.objectsOf(batch, failed);
-    const columns = this.columnsOf(candidates, failed);
-    const rows = this.rowsOf(candidates, columns, failed);
-    return { failed, columns, rows };
-  }
-
-  /** The records whose value is an object; the others fail alone. */
-  private objectsOf(batch: SinkBatch, failed: RecordFailure[]): Candidate[] {
-    const out: Candidate[] = [];
-    for (let i = 0; i < batch.records.length; i++) {
-      const v = batch.records[i].value;
-      if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-        this.reject(failed, i, 'mysql: record value is not an object');
-        continue;
-      }
-      out.push({ index: i, value: v as Record<string, unknown> });
-    }
-    return out;
-  }
-
-  /**
-   * The columns a batch writes: all declared ones, or the table's columns any record has, in
-   * table order. Without `columns`, a record with no field that is a column fails alone (and is
-   * removed from `candidates`).
-   */
-  private columnsOf(candidates: Candidate[], failed: RecordFailure[]): Column[] {
-    if (this.opts.columns) return [...this.columns.values()];
-    const present = new Set<string>();
-    let kept = 0;
-    for (const c of candidates) {
-      let matched = 0;
-      const ignored: string[] = [];
-      for (const k of Object.keys(c.value)) {
-        if (this.columns.has(k)) {
-          matched++;
-          present.add(k);
-        } else ignored.push(k);
-      }
-      if (ignored.length > 0) this.ignored.note(ignored);
-      if (matched === 0) {
-        this.reject(failed, c.index, `mysql: no field of the record is a column of table ${this.tableName}`);
-        continue;
-      }
-      candidates[kept++] = c;
-    }
-    candidates.length = kept;
-    return [...this.columns.values()].filter((c) => present.has(c.name));
-  }
-
-  /** Statement parameters per record; a record with a value that does not fit its column fails alone. */
-  private rowsOf(candidates: Candidate[], columns: Column[], failed: RecordFailure[]): Row[] {
-    const strict = this.opts.strict !== false;
-    const rows: Row[] = [];
-    for (const { index, value } of candidates) {
-      const params: SqlParam[] = new Array(columns.length);
-      let c = 0;
-      try {
-        for (; c < columns.length; c++) {
-          const name = columns[c].name;
-          params[c] = convert(Object.hasOwn(value, name) ? value[name] : undefined, columns[c].kind, strict);
-        }
-      } catch (err) {
-        this.reject(failed, index, `mysql: column '${columns[c].name}': ${conversionReason(err)}`);
-        continue;
-      }
-      rows.push({ index, params });
-    }
-    return rows;
-  }
-
-  private reject(failed: RecordFailure[], index: number, reason: string): void {
-    failed.push({ index, reason, retryable: false });
-    this.metrics.count('rows_rejected');
+  protected prepare(batch: SinkBatch): PreparedBatch<Kind, SqlParam> {
+    return this.rows.prepare(batch, this.columns, this.tableName);
   }
 
   /** A pooled connection within `timeout`; a failure is transient (the runtime retries). */
@@ -360,50 +288,33 @@ export class MysqlSink implements Sink {
   }
 
   /** One multi-row statement; when the data is rejected, halves until the bad rows are alone. */
-  private async insert(
+  private insert(
     conn: PoolConnection,
-    columns: Column[],
-    rows: Row[],
+    columns: Column<Kind>[],
+    rows: Row<SqlParam>[],
     failed: RecordFailure[],
   ): Promise<void> {
-    const params: SqlParam[] = [];
-    for (const r of rows) for (const p of r.params) params.push(p);
-    try {
-      const sql = (this.statements as Statements).insert(
-        columns.map((c) => c.name),
-        rows.length,
-      );
-      await this.timed(conn.execute(sql, params), 'INSERT');
-    } catch (err) {
-      const e = err as MysqlError;
-      if (!isDataError(e)) throw err;
-      if (rows.length === 1) {
-        this.reject(failed, rows[0].index, `mysql: ${describeError(e)}`);
-        return;
+    const names = columns.map((c) => c.name);
+    return this.rows.bisect(rows, failed, async (part) => {
+      const sql = (this.statements as Statements).insert(names, part.length);
+      try {
+        await this.timed(conn.execute(sql, paramsOf(part)), 'INSERT');
+      } catch (err) {
+        const e = err as MysqlError;
+        if (!isDataError(e)) throw err;
+        // InnoDB has undone the failed statement alone; the transaction goes on.
+        return `mysql: ${describeError(e)}`;
       }
-      this.metrics.count('bisections');
-      const half = Math.ceil(rows.length / 2);
-      await this.insert(conn, columns, rows.slice(0, half), failed);
-      await this.insert(conn, columns, rows.slice(half), failed);
-    }
+      return undefined;
+    });
   }
 
   async close(): Promise<void> {
-    this.ignored.flush();
+    this.rows.close();
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
   }
-}
-
-function conversionReason(err: unknown): string {
-  if (err instanceof ConversionError) return err.message;
-  // Anything else a value can throw while being read (a getter, a proxy): still this record's.
-  return `value cannot be converted: ${err instanceof Error ? err.message : String(err)}`;
-}
-
-function byIndex(failed: RecordFailure[]): RecordFailure[] {
-  return failed.sort((a, b) => a.index - b.index);
 }
 
 /**
@@ -418,29 +329,13 @@ export class MysqlPreview extends MysqlSink {
   }
 
   override async open(): Promise<void> {
-    const o = this.opts;
-    const declared = o.columns ?? this.ctx.tables?.[o.table];
-    if (!declared) {
-      throw new Error(
-        `mysql: the columns of table ${o.table} are unknown without a database: give \`columns\` in the spec or \`tables: { ${o.table}: { column: TYPE } }\` in the test`,
-      );
-    }
-    const key = new Set(o.key ?? []);
-    this.tableName = o.table;
-    this.readColumns(new Map(Object.entries(declared).map(([c, type]) => [c, { type, key: key.has(c) }])));
+    const declared = declaredTable('mysql', this.opts, this.ctx);
+    this.tableName = this.opts.table;
+    this.readColumns(declared);
   }
 
   override async write(batch: SinkBatch): Promise<WriteResult> {
-    const { failed, columns, rows } = this.prepare(batch);
-    for (const r of rows) {
-      const row: Record<string, unknown> = {};
-      for (let c = 0; c < columns.length; c++) {
-        const p = r.params[c];
-        row[columns[c].name] = Buffer.isBuffer(p) ? p.toString('utf8') : p;
-      }
-      this.ctx.capture({ kind: 'row', table: this.opts.table, row });
-    }
-    return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+    return captureRows(this.ctx, this.opts.table, this.prepare(batch));
   }
 
   override async close(): Promise<void> {}

@@ -1,6 +1,6 @@
 /**
- * Record field values → statement parameters for the postgres sink. The rules are the mysql
- * sink's (../mysql/convert.ts: strict by default, a value that would change on its way in fails
+ * Record field values → statement parameters for the postgres sink. The rules are the SQL
+ * sinks' (../sql/convert.ts: strict by default, a value that would change on its way in fails
  * its record); this module only maps PostgreSQL's type names onto those rules and adds the two
  * kinds MySQL lacks: boolean and array columns.
  *
@@ -10,11 +10,16 @@
  *   server judges its elements. Any other value fails its record when strict.
  * Times go out as UTC (the session's TimeZone is UTC), so timestamptz columns get the instant.
  */
-import { ConversionError, convert, type Kind, kindOf, type SqlParam } from '../mysql/convert.ts';
+import { ConversionError, convert, type Kind, kindOf, type SqlParam } from '../sql/convert.ts';
 
 export type PgKind = Kind | 'boolean' | 'array';
 export type PgParam = SqlParam | boolean | readonly unknown[];
 
+/**
+ * PostgreSQL takes years past 9999, but the time text this sink writes has four digits for the
+ * year: the message names the sink's limit, not the server's.
+ */
+const TIME_RANGE = 'times the postgres sink writes (years 0000 to 9999)';
 const BOOLEAN_TEXT = /^\s*(true|false|t|f|yes|no|on|off|1|0)\s*$/i;
 
 /** Conversion class of a PostgreSQL type name (`integer`, `TIMESTAMPTZ`, `varchar(20)`, `jsonb`, `int[]`). */
@@ -57,7 +62,7 @@ export function convertPg(v: unknown, kind: PgKind, strict: boolean): PgParam {
       throw new ConversionError(`${describe(v)} does not fit an array column: give a JSON array of scalars`);
     return Array.isArray(v) ? v : [v];
   }
-  return convert(v, kind, strict);
+  return convert(v, kind, strict, TIME_RANGE);
 }
 
 function toBoolean(v: unknown, strict: boolean): PgParam {

@@ -12,8 +12,16 @@ import {
   type WriteResult,
 } from '../../define.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
-import { ConversionError } from '../mysql/convert.ts';
-import { IgnoredFields } from '../mysql/ignored-fields.ts';
+import { captureRows, declaredTable } from '../sql/preview.ts';
+import {
+  type Column,
+  type PreparedBatch,
+  paramsOf,
+  type Row,
+  resultOf,
+  SqlRows,
+  statementsOf,
+} from '../sql/rows.ts';
 import { convertPg, type PgKind, type PgParam, pgKindOf } from './convert.ts';
 import { connectionUsable, describeError, isDataError, startupHint } from './errors.ts';
 import type { PostgresOptions as Options } from './index.ts';
@@ -34,21 +42,6 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 const SAVEPOINT = 'sluice_rows';
 
-interface Column {
-  name: string;
-  kind: PgKind;
-}
-
-interface Row {
-  index: number;
-  params: PgParam[];
-}
-
-interface Candidate {
-  index: number;
-  value: Record<string, unknown>;
-}
-
 export class PostgresSink implements Sink {
   protected readonly opts: Options;
   private readonly log: Logger;
@@ -60,9 +53,9 @@ export class PostgresSink implements Sink {
   private tableSql = '';
   /** How messages name the table, with its schema. */
   protected tableName = '';
-  private columns = new Map<string, Column>();
+  private columns = new Map<string, Column<PgKind>>();
   private statements: Statements | undefined;
-  private readonly ignored: IgnoredFields;
+  private readonly rows: SqlRows<PgKind, PgParam>;
   private readonly watched = new WeakSet<PoolClient>();
 
   constructor(opts: Options, ctx: StageContext) {
@@ -70,7 +63,16 @@ export class PostgresSink implements Sink {
     this.log = ctx.log;
     this.metrics = ctx.metrics;
     this.timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
-    this.ignored = new IgnoredFields(ctx.log, opts.table, undefined, undefined, 'postgres');
+    this.rows = new SqlRows(
+      {
+        system: 'postgres',
+        table: opts.table,
+        declared: opts.columns !== undefined,
+        strict: opts.strict !== false,
+        convert: convertPg,
+      },
+      ctx,
+    );
   }
 
   async open(): Promise<void> {
@@ -192,15 +194,14 @@ export class PostgresSink implements Sink {
     const pool = this.pool;
     if (!pool) throw new StageError('postgres sink used before open()');
     const { failed, columns, rows } = this.prepare(batch);
-    if (rows.length === 0) return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+    if (rows.length === 0) return resultOf(failed);
 
     const client = await this.acquire(pool);
     const rejectedBefore = failed.length;
     try {
       await client.query('BEGIN');
-      const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
-      for (let at = 0; at < rows.length; at += perStatement) {
-        await this.insert(client, columns, rows.slice(at, at + perStatement), failed);
+      for (const statement of statementsOf(rows, columns.length, MAX_PARAMS)) {
+        await this.insert(client, columns, statement, failed);
       }
       await client.query('COMMIT');
     } catch (err) {
@@ -210,84 +211,12 @@ export class PostgresSink implements Sink {
     }
     client.release();
     this.metrics.count('rows', rows.length - (failed.length - rejectedBefore));
-    return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+    return resultOf(failed);
   }
 
   /** The rows a batch writes, converted for their columns; the records that cannot be rows fail alone. */
-  protected prepare(batch: SinkBatch): { failed: RecordFailure[]; columns: Column[]; rows: Row[] } {
-    const failed: RecordFailure[] = [];
-    const candidates: Candidate[] = [];
-    for (let i = 0; i < batch.records.length; i++) {
-      const v = batch.records[i].value;
-      if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-        this.reject(failed, i, 'postgres: record value is not an object');
-        continue;
-      }
-      candidates.push({ index: i, value: v as Record<string, unknown> });
-    }
-    const columns = this.columnsOf(candidates, failed);
-    return { failed, columns, rows: this.rowsOf(candidates, columns, failed) };
-  }
-
-  /**
-   * All declared columns, or the table's columns any record has, in table order. Without
-   * `columns`, a record with no field that is a column fails alone (and leaves `candidates`).
-   */
-  private columnsOf(candidates: Candidate[], failed: RecordFailure[]): Column[] {
-    if (this.opts.columns) return [...this.columns.values()];
-    const present = new Set<string>();
-    let kept = 0;
-    for (const c of candidates) {
-      let matched = 0;
-      const ignored: string[] = [];
-      for (const k of Object.keys(c.value)) {
-        if (this.columns.has(k)) {
-          matched++;
-          present.add(k);
-        } else ignored.push(k);
-      }
-      if (ignored.length > 0) this.ignored.note(ignored);
-      if (matched === 0) {
-        this.reject(
-          failed,
-          c.index,
-          `postgres: no field of the record is a column of table ${this.tableName}`,
-        );
-        continue;
-      }
-      candidates[kept++] = c;
-    }
-    candidates.length = kept;
-    return [...this.columns.values()].filter((c) => present.has(c.name));
-  }
-
-  private rowsOf(candidates: Candidate[], columns: Column[], failed: RecordFailure[]): Row[] {
-    const strict = this.opts.strict !== false;
-    const rows: Row[] = [];
-    for (const { index, value } of candidates) {
-      const params: PgParam[] = new Array(columns.length);
-      let c = 0;
-      try {
-        for (; c < columns.length; c++) {
-          const name = columns[c].name;
-          params[c] = convertPg(
-            Object.hasOwn(value, name) ? value[name] : undefined,
-            columns[c].kind,
-            strict,
-          );
-        }
-      } catch (err) {
-        this.reject(failed, index, `postgres: column '${columns[c].name}': ${conversionReason(err)}`);
-        continue;
-      }
-      rows.push({ index, params });
-    }
-    return rows;
-  }
-
-  private reject(failed: RecordFailure[], index: number, reason: string): void {
-    failed.push({ index, reason, retryable: false });
-    this.metrics.count('rows_rejected');
+  protected prepare(batch: SinkBatch): PreparedBatch<PgKind, PgParam> {
+    return this.rows.prepare(batch, this.columns, this.tableName);
   }
 
   /** A pooled connection within the connect timeout; a failure is transient (the runtime retries). */
@@ -327,40 +256,31 @@ export class PostgresSink implements Sink {
    * One multi-row statement under a savepoint: when the server rejects its data, only the
    * statement is undone and its halves are tried until the bad rows are alone.
    */
-  private async insert(
+  private insert(
     client: PoolClient,
-    columns: Column[],
-    rows: Row[],
+    columns: Column<PgKind>[],
+    rows: Row<PgParam>[],
     failed: RecordFailure[],
   ): Promise<void> {
-    const params: PgParam[] = [];
-    for (const r of rows) for (const p of r.params) params.push(p);
-    const sql = (this.statements as Statements).insert(
-      columns.map((c) => c.name),
-      rows.length,
-    );
-    await client.query(`SAVEPOINT ${SAVEPOINT}`);
-    try {
-      await client.query(sql, params);
-    } catch (err) {
-      if (!isDataError(err)) throw err;
-      await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-      if (rows.length === 1) {
-        this.reject(failed, rows[0].index, `postgres: ${describeError(err)}`);
-        return;
+    const names = columns.map((c) => c.name);
+    return this.rows.bisect(rows, failed, async (part) => {
+      const sql = (this.statements as Statements).insert(names, part.length);
+      await client.query(`SAVEPOINT ${SAVEPOINT}`);
+      try {
+        await client.query(sql, paramsOf(part));
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+        await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+        return `postgres: ${describeError(err)}`;
       }
-      this.metrics.count('bisections');
-      const half = Math.ceil(rows.length / 2);
-      await this.insert(client, columns, rows.slice(0, half), failed);
-      await this.insert(client, columns, rows.slice(half), failed);
-      return;
-    }
-    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      return undefined;
+    });
   }
 
   async close(): Promise<void> {
-    this.ignored.flush();
+    this.rows.close();
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
@@ -378,16 +298,6 @@ export function targetOf(url: string): string {
   }
 }
 
-function conversionReason(err: unknown): string {
-  if (err instanceof ConversionError) return err.message;
-  // Anything else a value can throw while being read (a getter, a proxy): still this record's.
-  return `value cannot be converted: ${err instanceof Error ? err.message : String(err)}`;
-}
-
-function byIndex(failed: RecordFailure[]): RecordFailure[] {
-  return failed.sort((a, b) => a.index - b.index);
-}
-
 /**
  * The postgres sink with its database replaced (`sluice test`): columns come from `columns` or
  * the test's `tables`, and each row is captured as the statement would bind it, after conversion.
@@ -400,29 +310,13 @@ export class PostgresPreview extends PostgresSink {
   }
 
   override async open(): Promise<void> {
-    const o = this.opts;
-    const declared = o.columns ?? this.ctx.tables?.[o.table];
-    if (!declared) {
-      throw new Error(
-        `postgres: the columns of table ${o.table} are unknown without a database: give \`columns\` in the spec or \`tables: { ${o.table}: { column: TYPE } }\` in the test`,
-      );
-    }
-    const key = new Set(o.key ?? []);
-    this.tableName = o.table;
-    this.readColumns(new Map(Object.entries(declared).map(([c, type]) => [c, { type, key: key.has(c) }])));
+    const declared = declaredTable('postgres', this.opts, this.ctx);
+    this.tableName = this.opts.table;
+    this.readColumns(declared);
   }
 
   override async write(batch: SinkBatch): Promise<WriteResult> {
-    const { failed, columns, rows } = this.prepare(batch);
-    for (const r of rows) {
-      const row: Record<string, unknown> = {};
-      for (let c = 0; c < columns.length; c++) {
-        const p = r.params[c];
-        row[columns[c].name] = Buffer.isBuffer(p) ? p.toString('utf8') : p;
-      }
-      this.ctx.capture({ kind: 'row', table: this.opts.table, row });
-    }
-    return failed.length > 0 ? { failed: byIndex(failed) } : undefined;
+    return captureRows(this.ctx, this.opts.table, this.prepare(batch));
   }
 
   override async close(): Promise<void> {}

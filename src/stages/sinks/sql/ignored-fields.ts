@@ -22,24 +22,24 @@ export class IgnoredFields {
   private pending = 0;
   private lastLine: number | undefined;
   private readonly log: Logger;
+  /** The sink type that starts each line: mysql, postgres. */
+  private readonly system: string;
   private readonly table: string;
   private readonly now: () => number;
   private readonly intervalMs: number;
-  /** The sink type that starts each line (the postgres sink shares this reporter). */
-  private readonly system: string;
 
   constructor(
     log: Logger,
+    system: string,
     table: string,
     now: () => number = Date.now,
     intervalMs = INTERVAL_MS,
-    system = 'mysql',
   ) {
     this.log = log;
+    this.system = system;
     this.table = table;
     this.now = now;
     this.intervalMs = intervalMs;
-    this.system = system;
   }
 
   /** One record had these fields with no column. */
