@@ -22,10 +22,21 @@
  * never the URL's credentials.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { Duration, EnvSecret } from '../../../spec/types.ts';
+import { EnvSecret } from '../../../spec/types.ts';
 import { defineSink } from '../../define.ts';
 import { checkTls, MysqlTlsObject } from '../../tls.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
+import {
+  checkColumns,
+  columnsOption,
+  createTableOption,
+  keyOption,
+  modeOption,
+  poolSizeOption,
+  SQL_BATCHING,
+  strictOption,
+  timeoutOption,
+} from '../sql/options.ts';
 import { MysqlPreview, MysqlSink } from './sink.ts';
 import { candidateTables } from './table.ts';
 
@@ -62,54 +73,22 @@ const options = Type.Object({
       'Table name, one identifier (a `.` is part of the name; use `database` for another database than the URL’s). Without `database`, `db.t` still means table `t` of database `db` when no table named `db.t` exists',
     examples: ['historico_consumo'],
   }),
-  mode: Type.Optional(
-    Type.Union([Type.Literal('insert'), Type.Literal('insert_ignore'), Type.Literal('upsert')], {
-      default: 'insert',
-      description:
-        'insert: a duplicate key is a rejected row; insert_ignore: rows whose key exists are skipped; upsert: they update the non-key columns (ON DUPLICATE KEY UPDATE)',
-    }),
+  mode: modeOption(
+    'insert: a duplicate key is a rejected row; insert_ignore: rows whose key exists are skipped; upsert: they update the non-key columns (ON DUPLICATE KEY UPDATE)',
   ),
-  key: Type.Optional(
-    Type.Array(Type.String({ minLength: 1 }), {
-      minItems: 1,
-      description:
-        'Key columns: the primary key of a created table, and the columns upsert leaves alone; default the table’s primary key',
-      examples: [['id_treated_data']],
-    }),
+  key: keyOption(
+    'Key columns: the primary key of a created table, and the columns upsert leaves alone; default the table’s primary key',
   ),
-  columns: Type.Optional(
-    Type.Record(
-      Type.String({ minLength: 1 }),
-      Type.String({ minLength: 1, pattern: '^[A-Za-z][A-Za-z0-9_ (),]*$' }),
-      {
-        description:
-          'Column name → SQL type; each takes the record field of the same name. Absent: every record field that is a column of the table (others are ignored, with a warning at most once a minute)',
-        examples: [{ id: 'VARCHAR(255)', peso_medio: 'FLOAT', data: 'DATETIME' }],
-      },
-    ),
+  columns: columnsOption('^[A-Za-z][A-Za-z0-9_ (),]*$', [
+    { id: 'VARCHAR(255)', peso_medio: 'FLOAT', data: 'DATETIME' },
+  ]),
+  create_table: createTableOption(),
+  pool_size: poolSizeOption(),
+  timeout: timeoutOption(
+    'Longest wait for a connection from the pool or for one statement; past it the connection is dropped and the batch retried. Lock waits of the session are capped just below it',
   ),
-  create_table: Type.Optional(
-    Type.Boolean({
-      default: false,
-      description: 'Create the table from `columns` (primary key `key`) when it does not exist',
-    }),
-  ),
-  pool_size: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Connections in the pool' }),
-  ),
-  timeout: Type.Optional(
-    Duration({
-      default: '10s',
-      description:
-        'Longest wait for a connection from the pool or for one statement; past it the connection is dropped and the batch retried. Lock waits of the session are capped just below it',
-    }),
-  ),
-  strict: Type.Optional(
-    Type.Boolean({
-      default: true,
-      description:
-        'Strict SQL mode and strict conversions: a value that does not fit is a rejected record, never rounded, truncated or re-typed. A non-integral number or text into an integer column (TINYINT…BIGINT, BIT, YEAR), text that is not a number into a DECIMAL/FLOAT/DOUBLE column, an object or array into a non-JSON column, a boolean or object into a time column fail their record; true/false are 1/0. false: the server’s non-strict mode (it rounds and truncates) and objects become JSON text in any column',
-    }),
+  strict: strictOption(
+    'Strict SQL mode and strict conversions: a value that does not fit is a rejected record, never rounded, truncated or re-typed. A non-integral number or text into an integer column (TINYINT…BIGINT, BIT, YEAR), text that is not a number into a DECIMAL/FLOAT/DOUBLE column, an object or array into a non-JSON column, a boolean or object into a time column fail their record; true/false are 1/0. false: the server’s non-strict mode (it rounds and truncates) and objects become JSON text in any column',
   ),
 });
 
@@ -168,19 +147,7 @@ sinks:
     const urlProblem = urlCredentialProblem(opts.url);
     if (urlProblem) report(['url'], 'schema-value', `mysql: ${urlProblem}`);
     if (typeof opts.tls === 'object') checkTls(opts.tls, report, ['tls']);
-    if (opts.create_table && !opts.columns) {
-      report(
-        ['create_table'],
-        'schema-value',
-        'create_table needs `columns` (name → SQL type) to create the table from',
-      );
-    }
-    if (opts.columns && opts.key) {
-      for (const [i, k] of opts.key.entries()) {
-        if (!(k in opts.columns))
-          report(['key', i], 'schema-value', `key column '${k}' is not in \`columns\``);
-      }
-    }
+    checkColumns(opts, report);
     if (opts.database === undefined && candidateTables(opts.table, undefined).length > 1) {
       // The value may come from the environment: the message does not repeat it. A warning, as
       // specs from before `database` existed still run when the table exists.
@@ -194,7 +161,7 @@ sinks:
       );
     }
   },
-  batching: { defaults: { max_records: 1000, max_bytes: 4 * 1024 * 1024, max_age: 200 } },
+  batching: SQL_BATCHING,
   create: (opts, ctx) => new MysqlSink(opts, ctx),
   preview: (opts, ctx) => new MysqlPreview(opts, ctx),
 });

@@ -25,9 +25,20 @@
  * fail `open()` with host:port, database and table, never the URL's credentials.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { Duration, EnvSecret } from '../../../spec/types.ts';
+import { EnvSecret } from '../../../spec/types.ts';
 import { defineSink } from '../../define.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
+import {
+  checkColumns,
+  columnsOption,
+  createTableOption,
+  keyOption,
+  modeOption,
+  poolSizeOption,
+  SQL_BATCHING,
+  strictOption,
+  timeoutOption,
+} from '../sql/options.ts';
 import { PostgresPreview, PostgresSink } from './sink.ts';
 
 export { connectionUsable, isDataError, TRANSIENT_STATES } from './errors.ts';
@@ -54,54 +65,22 @@ const options = Type.Object({
       'Table name, one identifier with its case kept (a `.` is part of the name; use `schema` for the schema)',
     examples: ['historico_consumo'],
   }),
-  mode: Type.Optional(
-    Type.Union([Type.Literal('insert'), Type.Literal('insert_ignore'), Type.Literal('upsert')], {
-      default: 'insert',
-      description:
-        'insert: a duplicate key is a rejected row; insert_ignore: rows that conflict with an existing row are skipped (ON CONFLICT DO NOTHING); upsert: they update the non-key columns (ON CONFLICT (key) DO UPDATE), which needs a unique index or primary key on exactly `key`',
-    }),
+  mode: modeOption(
+    'insert: a duplicate key is a rejected row; insert_ignore: rows that conflict with an existing row are skipped (ON CONFLICT DO NOTHING); upsert: they update the non-key columns (ON CONFLICT (key) DO UPDATE), which needs a unique index or primary key on exactly `key`',
   ),
-  key: Type.Optional(
-    Type.Array(Type.String({ minLength: 1 }), {
-      minItems: 1,
-      description:
-        'Key columns: the primary key of a created table, the conflict target of upsert, and the columns it leaves alone; default the table’s primary key',
-      examples: [['id_treated_data']],
-    }),
+  key: keyOption(
+    'Key columns: the primary key of a created table, the conflict target of upsert, and the columns it leaves alone; default the table’s primary key',
   ),
-  columns: Type.Optional(
-    Type.Record(
-      Type.String({ minLength: 1 }),
-      Type.String({ minLength: 1, pattern: '^[A-Za-z][A-Za-z0-9_ (),\\[\\]]*$' }),
-      {
-        description:
-          'Column name → SQL type; each takes the record field of the same name. Absent: every record field that is a column of the table (others are ignored, with a warning at most once a minute)',
-        examples: [{ id: 'text', peso_medio: 'double precision', data: 'timestamptz', tags: 'text[]' }],
-      },
-    ),
+  columns: columnsOption('^[A-Za-z][A-Za-z0-9_ (),\\[\\]]*$', [
+    { id: 'text', peso_medio: 'double precision', data: 'timestamptz', tags: 'text[]' },
+  ]),
+  create_table: createTableOption(),
+  pool_size: poolSizeOption(),
+  timeout: timeoutOption(
+    'Longest wait for a connection or for one statement; past it the connection is dropped and the batch retried. The session’s statement_timeout and lock_timeout are set just below it',
   ),
-  create_table: Type.Optional(
-    Type.Boolean({
-      default: false,
-      description: 'Create the table from `columns` (primary key `key`) when it does not exist',
-    }),
-  ),
-  pool_size: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Connections in the pool' }),
-  ),
-  timeout: Type.Optional(
-    Duration({
-      default: '10s',
-      description:
-        'Longest wait for a connection or for one statement; past it the connection is dropped and the batch retried. The session’s statement_timeout and lock_timeout are set just below it',
-    }),
-  ),
-  strict: Type.Optional(
-    Type.Boolean({
-      default: true,
-      description:
-        'Strict conversions: a value that does not fit is a rejected record, never rounded or re-typed. A non-integral number or text into an integer column, text that is not a number into numeric/real/double, an object or array into a text column, anything but true/false, 0/1 or boolean text into a boolean column fail their record. false: values go to the server as they are and objects become JSON text in any column',
-    }),
+  strict: strictOption(
+    'Strict conversions: a value that does not fit is a rejected record, never rounded or re-typed. A non-integral number or text into an integer column, text that is not a number into numeric/real/double, an object or array into a text column, anything but true/false, 0/1 or boolean text into a boolean column fail their record. false: values go to the server as they are and objects become JSON text in any column',
   ),
 });
 
@@ -161,21 +140,9 @@ sinks:
   check(opts, report) {
     const urlProblem = urlCredentialProblem(opts.url);
     if (urlProblem) report(['url'], 'schema-value', `postgres: ${urlProblem}`);
-    if (opts.create_table && !opts.columns) {
-      report(
-        ['create_table'],
-        'schema-value',
-        'create_table needs `columns` (name → SQL type) to create the table from',
-      );
-    }
-    if (opts.columns && opts.key) {
-      for (const [i, k] of opts.key.entries()) {
-        if (!(k in opts.columns))
-          report(['key', i], 'schema-value', `key column '${k}' is not in \`columns\``);
-      }
-    }
+    checkColumns(opts, report);
   },
-  batching: { defaults: { max_records: 1000, max_bytes: 4 * 1024 * 1024, max_age: 200 } },
+  batching: SQL_BATCHING,
   create: (opts, ctx) => new PostgresSink(opts, ctx),
   preview: (opts, ctx) => new PostgresPreview(opts, ctx),
 });
