@@ -1,7 +1,8 @@
 /**
  * Record field values → statement parameters for the SQL sinks (mysql, postgres), by the
- * column's SQL type. Each sink maps its type names onto these kinds (mysql/convert.ts,
- * postgres/convert.ts) and says how its range of times is described.
+ * column's SQL type. `kindOf` reads the type names of standard SQL and MySQL; the postgres sink
+ * maps PostgreSQL's own onto the same kinds (postgres/convert.ts). Each sink says how its range
+ * of times is described (mysql/convert.ts, postgres/convert.ts).
  *
  * Strict (the default, `strict: true`), a value that would change on its way into the column is
  * a permanent failure of its record instead of being rounded or re-typed:
