@@ -94,11 +94,7 @@ describe('the editor schema and the validator agree on specs that fail', () => {
     ['an unknown key', 'ttl: 24h', 'ttll: 24h'],
     ['a bad duration', 'ttl: 24h', 'ttl: 24 hours'],
     ['a string where an integer belongs', 'seed: 42', 'seed: forty-two'],
-    [
-      'a bad enum value',
-      'type: file\n    from: [by_day]',
-      'type: file\n    format: xml\n    from: [by_day]',
-    ],
+    ['a bad enum value', 'type: file\n    from: [by_day]', 'type: file\n    format: xml\n    from: [by_day]'],
     ['a missing required key', '    key: id_treated_data\n', '\n'],
     ['a wrong version', 'version: 1', 'version: 2'],
   ];
