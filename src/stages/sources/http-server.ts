@@ -16,7 +16,7 @@
  * hex, in `hmac_header` (GitHub's `X-Hub-Signature-256: sha256=…` form by default).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Type } from '@sinclair/typebox';
 import {
@@ -31,6 +31,7 @@ import {
 import type { RecordInit } from '../../runtime/record.ts';
 import { Duration, EnvSecret, Size } from '../../spec/types.ts';
 import { defineSource, type Source, type SourceContext, type StageContext } from '../define.ts';
+import { HttpError, HttpIntake, header, send } from './http-intake.ts';
 
 const options = Type.Object({
   listen: Type.Object(
@@ -165,146 +166,80 @@ sinks:
   },
 });
 
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
 export class HttpServerSource implements Source {
   private readonly o: Options;
   private readonly ctx: StageContext;
   private readonly path: string;
   private readonly limits: InputLimits;
-  private readonly maxBody: number;
-  private readonly maxConcurrent: number;
-  private readonly requestTimeout: number;
-  private readonly acceptTimeout: number;
   private readonly token: Buffer | undefined;
-  private server: Server | undefined;
-  private busy = 0;
-  private stopping = false;
-  private readonly pendingEmits = new Set<Promise<unknown>>();
-  private readonly open = new Set<Promise<void>>();
-  private resolveListening!: (a: AddressInfo) => void;
-  /** Resolves with the bound address once the server listens (port 0 picks a free port). */
-  readonly listening: Promise<AddressInfo>;
+  private readonly intake: HttpIntake<object>;
 
   constructor(o: Options, ctx: StageContext) {
     this.o = o;
     this.ctx = ctx;
     this.path = o.listen.path ?? '/';
     this.limits = inputLimits(o);
-    this.maxBody = o.max_body ?? 1024 * 1024;
-    this.maxConcurrent = o.max_concurrent ?? 64;
-    this.requestTimeout = o.request_timeout ?? 30_000;
-    this.acceptTimeout = o.accept_timeout ?? 1_000;
     this.token = o.bearer_token ? Buffer.from(`Bearer ${o.bearer_token}`) : undefined;
-    this.listening = new Promise((r) => {
-      this.resolveListening = r;
-    });
+    this.intake = new HttpIntake<object>(
+      {
+        name: 'http_server',
+        listeningMessage: 'http_server listening',
+        listen: o.listen,
+        path: this.path,
+        maxBody: o.max_body ?? 1024 * 1024,
+        maxConcurrent: o.max_concurrent ?? 64,
+        requestTimeout: o.request_timeout ?? 30_000,
+        acceptTimeout: o.accept_timeout ?? 1_000,
+        stoppingIsBusy: false,
+        reply,
+        error: (message) => ({ error: message }),
+        serve: (req, res, sc, path) => this.serve(req, res, sc, path),
+        refused: (req, res, err) => this.refused(req, res, err),
+      },
+      ctx,
+    );
+  }
+
+  /** Resolves with the bound address once the server listens (port 0 picks a free port). */
+  get listening(): Promise<AddressInfo> {
+    return this.intake.listening;
   }
 
   async run(sc: SourceContext): Promise<void> {
-    const server = createServer({
-      requestTimeout: this.requestTimeout,
-      headersTimeout: Math.min(this.requestTimeout, 60_000),
-    });
-    this.server = server;
-    server.on('request', (req, res) => {
-      const finished = new Promise<void>((r) => res.once('close', r));
-      this.open.add(finished);
-      finished.then(() => this.open.delete(finished));
-      this.handle(req, res, sc, finished).catch((err: unknown) => {
-        this.ctx.log.error({ err }, 'http_server request failed');
-        reply(res, 500, { error: 'internal error' });
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.listen.port, this.o.listen.address ?? '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address() as AddressInfo;
-    this.ctx.log.info(
-      { address: address.address, port: address.port, path: this.path },
-      'http_server listening',
-    );
-    this.resolveListening(address);
-    if (!sc.signal.aborted) await new Promise((r) => sc.signal.addEventListener('abort', r, { once: true }));
-    this.stopping = true;
-    server.close();
-    server.closeIdleConnections();
-    await Promise.allSettled([...this.pendingEmits]);
+    await this.intake.listen(sc);
+    await this.intake.serveUntilStopped(sc);
   }
 
-  /** After every ack is in, pending requests are answered; then connections go. */
-  async close(): Promise<void> {
-    const deadline = new Promise((r) => setTimeout(r, 5_000).unref());
-    await Promise.race([Promise.allSettled([...this.open]), deadline]);
-    this.server?.close();
-    this.server?.closeAllConnections();
+  close(): Promise<void> {
+    return this.intake.close();
   }
 
-  private async handle(
+  private async serve(
     req: IncomingMessage,
     res: ServerResponse,
     sc: SourceContext,
-    finished: Promise<void>,
+    path: string,
   ): Promise<void> {
-    this.ctx.metrics.count('requests');
-    if (this.stopping || sc.signal.aborted) {
-      res.setHeader('Connection', 'close');
-      req.resume();
-      return reply(res, 503, { error: 'shutting down' }, 5);
-    }
-    const path = (req.url ?? '/').split('?', 1)[0];
-    if (path !== this.path) {
-      req.resume();
-      return reply(res, 404, { error: 'not found' });
-    }
-    if (req.method !== 'POST') {
-      req.resume();
-      res.setHeader('Allow', 'POST');
-      return reply(res, 405, { error: 'method not allowed' });
-    }
-    if (this.busy >= this.maxConcurrent) {
-      this.ctx.metrics.count('busy');
-      req.resume();
-      return reply(res, 503, { error: 'too many requests in flight' }, 1);
-    }
-    // Held until the request is answered and its records are inside the pipeline.
-    this.busy++;
-    try {
-      this.authorizeToken(req);
-      const body = await readBody(req, this.maxBody, this.requestTimeout);
-      this.authorizeSignature(req, body);
-      const meta = {
-        path,
-        remote_address: req.socket.remoteAddress ?? '',
-        content_type: header(req, 'content-type') ?? '',
-      };
-      const out = bodyRecords(body, this.o.codec ?? 'ndjson', this.limits, meta);
-      if ('error' in out) throw new HttpError(400, out.error);
-      await this.deliver(out.records, out.failed, res, sc);
-    } catch (err) {
-      if (!(err instanceof HttpError)) throw err;
-      this.ctx.metrics.count(err.status === 401 ? 'unauthorized' : 'bad_requests');
-      this.ctx.log.warn(
-        { status: err.status, reason: err.message, remote: req.socket.remoteAddress },
-        'http_server request refused',
-      );
-      if (err.status === 413 || err.status === 408) res.setHeader('Connection', 'close');
-      if (err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
-      reply(res, err.status, { error: err.message });
-    } finally {
-      await finished;
-      this.busy--;
-    }
+    this.authorizeToken(req);
+    const body = await this.intake.readBody(req);
+    this.authorizeSignature(req, body);
+    const meta = {
+      path,
+      remote_address: req.socket.remoteAddress ?? '',
+      content_type: header(req, 'content-type') ?? '',
+    };
+    const out = bodyRecords(body, this.o.codec ?? 'ndjson', this.limits, meta);
+    if ('error' in out) throw new HttpError(400, out.error);
+    await this.deliver(out.records, out.failed, res, sc);
+  }
+
+  private refused(req: IncomingMessage, res: ServerResponse, err: HttpError): void {
+    this.ctx.metrics.count(err.status === 401 ? 'unauthorized' : 'bad_requests');
+    this.ctx.log.warn(
+      { status: err.status, reason: err.message, remote: req.socket.remoteAddress },
+      'http_server request refused',
+    );
+    if (err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
   }
 
   private authorizeToken(req: IncomingMessage): void {
@@ -329,63 +264,30 @@ export class HttpServerSource implements Source {
       throw new HttpError(401, `missing or wrong signature in ${name}`);
   }
 
-  /** Hands the records on and answers once all are acked, the pipeline stays full, or time runs out. */
+  /** Hands the records on; 200 once every one is acked (delivered or in the error output). */
   private async deliver(
     records: RecordInit[],
     failed: { input: RecordInit; reason: string }[],
     res: ServerResponse,
     sc: SourceContext,
   ): Promise<void> {
-    let answered = false;
-    const answer = (status: number, body: object, retryAfter?: number) => {
-      if (answered) return;
-      answered = true;
-      clearTimeout(deadline);
-      reply(res, status, body, retryAfter);
-    };
     let waiting = (records.length > 0 ? 1 : 0) + failed.length;
     if (waiting === 0) return reply(res, 200, { accepted: 0, failed: 0 });
-    let ackError: Error | undefined;
-    const onAck = (err?: Error) => {
-      ackError ??= err;
-      if (--waiting > 0) return;
-      if (ackError) {
-        this.ctx.log.warn({ err: ackError }, 'http_server records not durable; the client should send again');
-        answer(500, { error: 'not durable' });
-      } else answer(200, { accepted: records.length, failed: failed.length });
-    };
-    const deadline = setTimeout(() => {
-      this.ctx.metrics.count('ack_timeouts');
-      answer(503, { error: 'acks too slow' }, 5);
-    }, this.requestTimeout);
-    res.on('close', () => clearTimeout(deadline));
-
-    const emitted = (async () => {
+    await this.intake.deliver(res, async (answer) => {
+      let ackError: Error | undefined;
+      const onAck = (err?: Error) => {
+        ackError ??= err;
+        if (--waiting > 0) return;
+        if (ackError) {
+          this.ctx.log.warn(
+            { err: ackError },
+            'http_server records not durable; the client should send again',
+          );
+          answer(500, { error: 'not durable' });
+        } else answer(200, { accepted: records.length, failed: failed.length });
+      };
       if (records.length > 0) await sc.emit(records, onAck);
       for (const f of failed) await sc.fail(f.input, f.reason, onAck);
-    })();
-    this.pendingEmits.add(emitted);
-    const settled = emitted.finally(() => this.pendingEmits.delete(emitted));
-    let full: ReturnType<typeof setTimeout> | undefined;
-    const accepted = await Promise.race([
-      settled.then(
-        () => true,
-        () => true,
-      ),
-      new Promise<false>((r) => {
-        full = setTimeout(() => r(false), this.acceptTimeout);
-      }),
-    ]);
-    clearTimeout(full);
-    if (!accepted) {
-      // Backpressure: the records still enter the pipeline once there is room, and may be
-      // delivered twice when the client sends them again.
-      this.ctx.metrics.count('busy');
-      answer(503, { error: 'pipeline full' }, 1);
-    }
-    await settled.catch((err: unknown) => {
-      this.ctx.log.error({ err }, 'http_server emit failed');
-      answer(503, { error: 'not accepted' }, 1);
     });
   }
 }
@@ -443,51 +345,5 @@ function bodyRecords(
 }
 
 function reply(res: ServerResponse, status: number, body: object, retryAfter?: number): void {
-  if (res.headersSent || res.destroyed) return;
-  res.statusCode = status;
-  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-  res.setHeader('Content-Type', 'application/json');
-  res.end(`${JSON.stringify(body)}\n`);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > max) {
-    req.resume();
-    return Promise.reject(new HttpError(413, `body of ${declared} bytes exceeds max_body ${max}`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const fail = (err: HttpError) => {
-      cleanup();
-      req.resume();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new HttpError(408, 'request body too slow')), timeoutMs);
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > max) return fail(new HttpError(413, `body exceeds max_body ${max}`));
-      chunks.push(c);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (e: Error) => fail(new HttpError(400, `request aborted: ${e.message}`));
-    const cleanup = () => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
+  send(res, status, 'application/json', JSON.stringify(body), retryAfter);
 }

@@ -17,13 +17,7 @@
  * 503 busy, backpressured, acks too slow, or shutting down.
  */
 
-import {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-  STATUS_CODES,
-} from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
@@ -46,6 +40,7 @@ import {
   SnsSignatureVerifier,
 } from '../aws/sns-signature.ts';
 import { defineSource, type Source, type SourceContext, type StageContext } from '../define.ts';
+import { HttpError, HttpIntake, header, send } from './http-intake.ts';
 
 export const snsSource = defineSource({
   type: 'sns',
@@ -281,17 +276,6 @@ export interface SnsSourceDeps {
 
 const JSON_TYPES = new Set(['text/plain', 'application/json']);
 
-class HttpError extends Error {
-  readonly status: number;
-  /** A metric counted besides `rejected`/`bad_requests`, naming why. */
-  readonly metric: string | undefined;
-  constructor(status: number, message: string, metric?: string) {
-    super(message);
-    this.status = status;
-    this.metric = metric;
-  }
-}
-
 /** 2 h: twice SNS's hard limit on HTTP/S retry time (3,600 s). */
 export const DEFAULT_MAX_MESSAGE_AGE = 2 * 3600_000;
 export const DEFAULT_MAX_CLOCK_SKEW = 5 * 60_000;
@@ -304,24 +288,11 @@ export class SnsHttpSource implements Source {
   private readonly topics: Set<string> | undefined;
   private readonly verifier: SnsSignatureVerifier | undefined;
   private readonly confirmAllowed: (url: URL) => boolean;
-  private readonly maxBody: number;
   private readonly maxDepth: number;
   private readonly maxAge: number;
   private readonly maxSkew: number;
-  private readonly maxConcurrent: number;
-  private readonly requestTimeout: number;
-  private readonly acceptTimeout: number;
   private readonly region: string;
-  private server: Server | undefined;
-  /** Open requests (answered or not) whose message may still be waiting to enter a full pipeline. */
-  private busy = 0;
-  private stopping = false;
-  private readonly pendingEmits = new Set<Promise<unknown>>();
-  /** Responses not yet sent. */
-  private readonly open = new Set<Promise<void>>();
-  private resolveListening!: (a: AddressInfo) => void;
-  /** Resolves with the bound address once the server listens (port 0 picks a free port). */
-  readonly listening: Promise<AddressInfo>;
+  private readonly intake: HttpIntake<string>;
 
   constructor(o: SnsSourceOptions, ctx: StageContext, deps: SnsSourceDeps = {}) {
     this.o = o;
@@ -342,36 +313,57 @@ export class SnsHttpSource implements Source {
     this.confirmAllowed = (url) =>
       (url.protocol === 'https:' && certAllowed(url)) ||
       (endpoint !== undefined && url.origin === endpoint.origin);
-    this.maxBody = o.max_body ?? 256 * 1024;
     this.maxDepth = o.max_depth ?? DEFAULT_MAX_DEPTH;
     this.maxAge = o.max_message_age ?? DEFAULT_MAX_MESSAGE_AGE;
     this.maxSkew = o.max_clock_skew ?? DEFAULT_MAX_CLOCK_SKEW;
-    this.maxConcurrent = o.max_concurrent ?? 512;
-    this.requestTimeout = o.request_timeout ?? 15_000;
-    this.acceptTimeout = o.accept_timeout ?? 1_000;
-    this.listening = new Promise((r) => {
-      this.resolveListening = r;
-    });
+    this.intake = new HttpIntake<string>(
+      {
+        name: 'sns',
+        listeningMessage: 'sns endpoint listening',
+        listen: o.listen,
+        path: this.path,
+        maxBody: o.max_body ?? 256 * 1024,
+        maxConcurrent: o.max_concurrent ?? 512,
+        requestTimeout: o.request_timeout ?? 15_000,
+        acceptTimeout: o.accept_timeout ?? 1_000,
+        // SNS retries a 503, so one while stopping is a delivery put off like any other.
+        stoppingIsBusy: true,
+        reply,
+        error: (message) => message,
+        serve: (req, res, sc) => this.serve(req, res, sc),
+        refused: (req, _res, err) => this.refuse(req, err.status, err.message, err.metric),
+        configure: (server) => this.configure(server),
+      },
+      ctx,
+    );
+  }
+
+  /** Resolves with the bound address once the server listens (port 0 picks a free port). */
+  get listening(): Promise<AddressInfo> {
+    return this.intake.listening;
   }
 
   async run(sc: SourceContext): Promise<void> {
-    const server = createServer({
-      requestTimeout: this.requestTimeout,
-      headersTimeout: Math.min(this.requestTimeout, 60_000),
-    });
+    await this.intake.listen(sc);
+
+    if (this.o.subscribe) {
+      try {
+        await this.subscribe(this.o.subscribe);
+      } catch (e) {
+        this.intake.closeNow();
+        throw e;
+      }
+    }
+    await this.intake.serveUntilStopped(sc);
+  }
+
+  close(): Promise<void> {
+    return this.intake.close();
+  }
+
+  private configure(server: Server): void {
     // Node checks request timeouts on this interval; the default (30 s) lets slow clients linger.
     (server as Server & { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1_000;
-    this.server = server;
-    server.on('request', (req, res) => {
-      // Tracked until the response is out, so close() can wait for answers that wait for acks.
-      const finished = new Promise<void>((r) => res.once('close', r));
-      this.open.add(finished);
-      finished.then(() => this.open.delete(finished));
-      this.handle(req, res, sc, finished).catch((e: unknown) => {
-        this.ctx.log.error({ err: e }, 'sns request failed');
-        reply(res, 500, 'internal error');
-      });
-    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       const status =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
@@ -384,45 +376,6 @@ export class SnsHttpSource implements Source {
       }
       socket.destroy();
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.listen.port, this.o.listen.address ?? '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address() as AddressInfo;
-    this.ctx.log.info(
-      { address: address.address, port: address.port, path: this.path },
-      'sns endpoint listening',
-    );
-    this.resolveListening(address);
-
-    if (this.o.subscribe) {
-      try {
-        await this.subscribe(this.o.subscribe);
-      } catch (e) {
-        server.close();
-        server.closeAllConnections();
-        throw e;
-      }
-    }
-
-    if (!sc.signal.aborted) await new Promise((r) => sc.signal.addEventListener('abort', r, { once: true }));
-    this.stopping = true;
-    server.close();
-    server.closeIdleConnections();
-    // Messages already handed over must be accepted before the runtime drains.
-    await Promise.allSettled([...this.pendingEmits]);
-  }
-
-  /** After every ack is in, pending requests are answered; then connections go. */
-  async close(): Promise<void> {
-    const deadline = new Promise((r) => setTimeout(r, 5_000).unref());
-    await Promise.race([Promise.allSettled([...this.open]), deadline]);
-    // Still unanswered after the deadline: dropping the connection makes SNS retry.
-    this.server?.close();
-    this.server?.closeAllConnections();
   }
 
   private async subscribe(endpoint: string): Promise<void> {
@@ -446,48 +399,6 @@ export class SnsHttpSource implements Source {
     }
   }
 
-  private async handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    sc: SourceContext,
-    finished: Promise<void>,
-  ): Promise<void> {
-    this.ctx.metrics.count('requests');
-    if (this.stopping || sc.signal.aborted) {
-      res.setHeader('Connection', 'close');
-      this.ctx.metrics.count('busy');
-      return reply(res, 503, 'shutting down', 5);
-    }
-    const path = (req.url ?? '/').split('?', 1)[0];
-    if (path !== this.path) return reply(res, 404, 'not found');
-    if (req.method !== 'POST') {
-      res.setHeader('Allow', 'POST');
-      return reply(res, 405, 'method not allowed');
-    }
-    if (this.busy >= this.maxConcurrent) {
-      this.ctx.metrics.count('busy');
-      req.resume();
-      return reply(res, 503, 'too many requests in flight', 1);
-    }
-    // Held until the request is answered and its message is inside the pipeline (even after
-    // a 503), so open requests and messages waiting for room both count against the limit.
-    this.busy++;
-    try {
-      await this.serve(req, res, sc);
-    } catch (e) {
-      if (e instanceof HttpError) {
-        this.refuse(req, e.status, e.message, e.metric);
-        if (e.status === 413 || e.status === 408) res.setHeader('Connection', 'close');
-        reply(res, e.status, e.message);
-      } else {
-        throw e;
-      }
-    } finally {
-      await finished;
-      this.busy--;
-    }
-  }
-
   private refuse(req: IncomingMessage, status: number, reason: string, metric?: string): void {
     const label = status === 403 ? 'rejected' : 'bad_requests';
     this.ctx.metrics.count(label);
@@ -498,7 +409,7 @@ export class SnsHttpSource implements Source {
 
   private async serve(req: IncomingMessage, res: ServerResponse, sc: SourceContext): Promise<void> {
     checkContentType(req.headers['content-type']);
-    const body = await readBody(req, this.maxBody, this.requestTimeout);
+    const body = await this.intake.readBody(req);
     const rawType = header(req, 'x-amz-sns-message-type');
     let m: SnsEnvelope;
     if (this.o.raw && rawType === 'Notification') {
@@ -590,62 +501,20 @@ export class SnsHttpSource implements Source {
   ): Promise<void> {
     const { record, failure } = notificationRecord(m, bytes, this.o.codec, this.maxDepth);
 
-    // Settled by the first of: the ack, the request deadline, or a full pipeline.
-    let answered = false;
-    const answer = (status: number, text: string, retryAfter?: number) => {
-      if (answered) return;
-      answered = true;
-      clearTimeout(deadline);
-      reply(res, status, text, retryAfter);
-    };
-    const onAck = (err?: Error) => {
-      if (err) {
-        this.ctx.log.warn({ err, message_id: m.MessageId }, 'sns message not durable; SNS will redeliver');
-        answer(500, 'not durable');
-      } else answer(200, 'ok');
-    };
-    const deadline = setTimeout(() => {
-      this.ctx.metrics.count('ack_timeouts');
-      answer(503, 'acks too slow', 5);
-    }, this.requestTimeout);
-    res.on('close', () => clearTimeout(deadline));
-
-    const emitted = failure === undefined ? sc.emit([record], onAck) : sc.fail(record, failure, onAck);
-    this.pendingEmits.add(emitted);
-    const settled = emitted.finally(() => this.pendingEmits.delete(emitted));
-    let full: ReturnType<typeof setTimeout> | undefined;
-    const accepted = await Promise.race([
-      settled.then(
-        () => true,
-        () => true,
-      ),
-      new Promise<false>((r) => {
-        full = setTimeout(() => r(false), this.acceptTimeout);
-      }),
-    ]);
-    clearTimeout(full);
-    if (!accepted) {
-      this.ctx.metrics.count('busy');
-      answer(503, 'pipeline full', 1);
-    }
-    await settled.catch((e: unknown) => {
-      this.ctx.log.error({ err: e }, 'sns emit failed');
-      answer(503, 'not accepted', 1);
+    await this.intake.deliver(res, (answer) => {
+      const onAck = (err?: Error) => {
+        if (err) {
+          this.ctx.log.warn({ err, message_id: m.MessageId }, 'sns message not durable; SNS will redeliver');
+          answer(500, 'not durable');
+        } else answer(200, 'ok');
+      };
+      return failure === undefined ? sc.emit([record], onAck) : sc.fail(record, failure, onAck);
     });
   }
 }
 
 function reply(res: ServerResponse, status: number, text: string, retryAfter?: number): void {
-  if (res.headersSent || res.destroyed) return;
-  res.statusCode = status;
-  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  res.end(`${text}\n`);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
+  send(res, status, 'text/plain; charset=utf-8', text, retryAfter);
 }
 
 /** SNS posts `text/plain; charset=UTF-8`; JSON is accepted for hand-made requests. */
@@ -658,55 +527,6 @@ function checkContentType(value: string | undefined): void {
     if (p.startsWith('charset=') && !/^charset="?utf-?8"?$/.test(p))
       throw new HttpError(415, `charset must be UTF-8`);
   }
-}
-
-function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > max) {
-    req.resume();
-    return Promise.reject(new HttpError(413, `body of ${declared} bytes exceeds max_body ${max}`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new HttpError(408, 'request body too slow'));
-    }, timeoutMs);
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        cleanup();
-        req.resume();
-        reject(new HttpError(413, `body exceeds max_body ${max}`));
-        return;
-      }
-      chunks.push(c);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (e: Error) => {
-      cleanup();
-      reject(new HttpError(400, `request aborted: ${e.message}`));
-    };
-    const onAborted = () => {
-      cleanup();
-      reject(new HttpError(400, 'request aborted'));
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('aborted', onAborted);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('aborted', onAborted);
-  });
 }
 
 /** The record a notification becomes, or the reason it goes to the error output (live and `sluice test`). */
