@@ -175,7 +175,7 @@ async function replayStage(
     base: { pipeline: spec.name },
     color: colorEnabled(process.stderr),
   });
-  const pipeline = new Pipeline(spec, { stateDir: flags.stateDir, log, replay: { stage, records } });
+  const pipeline = new Pipeline(spec, { stateDir: flags.stateDir, log, inject: [{ stage, records }] });
   const result = await pipeline.run();
   const code = exitCode(result);
   if (code === EXIT_FAILED) {

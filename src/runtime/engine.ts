@@ -38,13 +38,10 @@ export interface RunOptions {
   checkpointStore?: CheckpointStore;
   metrics?: MetricsRegistry;
   /**
-   * Replays records into one stage instead of running the sources: the records enter the stage
-   * they failed in (a source's records go to its readers). Used to replay dead letters.
-   */
-  replay?: { stage: string; records: RecordInit[] };
-  /**
-   * Like `replay`, into several stages at once; sources named here emit the given records (and
-   * route `failed` to their error output) instead of reading their service (`sluice test`).
+   * Records fed into stages instead of running the sources: a transform or sink named here gets
+   * them on its input (dead-letter replay into the stage they failed in); a source named here
+   * emits them (and routes `failed` to its error output) instead of reading its service
+   * (`sluice test`). Sources not named read nothing.
    */
   inject?: Injection[];
   /** Sinks are built with their `preview` (network calls replaced by `capture`), not `create`. */
@@ -143,7 +140,7 @@ export class Pipeline {
     this.metrics = opts.metrics ?? new MetricsRegistry(spec.name);
     this.store = opts.checkpointStore ?? new FileCheckpointStore(opts.stateDir, spec.name);
     this.deadLetters = new DeadLetterWriter(opts.stateDir, spec.name);
-    this.injections = opts.inject ?? (opts.replay ? [opts.replay] : []);
+    this.injections = opts.inject ?? [];
     this.build();
   }
 
@@ -173,7 +170,7 @@ export class Pipeline {
         this.sources.push(node);
         continue;
       }
-      // A replay feeds this stage's input as one more writer.
+      // Injected records feed this stage's input as one more writer.
       const input = new Channel(capacity, writersOf(s) + (this.injectionOf(s.name) ? 1 : 0));
       metrics.queueFill = () => input.fill;
       for (const from of s.from) {
@@ -266,7 +263,7 @@ export class Pipeline {
       ...this.sources.map((s) => this.runSource(s)),
       ...this.transforms.map((t) => this.runTransform(t)),
       ...this.sinks.map((s) => this.runSink(s)),
-      this.runReplay(),
+      this.runInjections(),
     ]);
     let timedOut = false;
     await Promise.race([work, this.drainDeadline().then(() => (timedOut = true))]);
@@ -299,7 +296,7 @@ export class Pipeline {
   }
 
   /** Feeds replayed or injected records into the input of the transforms and sinks they name. */
-  private async runReplay(): Promise<void> {
+  private async runInjections(): Promise<void> {
     await Promise.all(
       [...this.transforms, ...this.sinks].map(async (target) => {
         const injection = this.injectionOf(target.spec.name);
@@ -554,14 +551,14 @@ export class Pipeline {
       metrics.received(batch.length, sumBytes(batch));
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i];
-        if (flushed.length > 0) await room(r.size);
         if (node.maxRecordBytes !== undefined && r.size > node.maxRecordBytes) {
           const reason = `record of ${r.size} bytes exceeds the ${spec.type} limit of ${node.maxRecordBytes} bytes`;
           await this.routeErrors(spec, metrics, [[r, reason]]);
           continue;
         }
-        // Synchronous per record while under the bound; awaits only at it.
-        if (metrics.held + 1 > maxHeld || heldBytes + r.size > maxHeldBytes) await room(r.size);
+        // Synchronous per record while under the bound and no flushed batch waits; awaits only then.
+        if (flushed.length > 0 || metrics.held + 1 > maxHeld || heldBytes + r.size > maxHeldBytes)
+          await room(r.size);
         const key = node.byPartition ? (r.partition ?? '_') : '';
         let buf = buffers.get(key);
         if (buf !== undefined && buf.bytes + r.size > batching.max_bytes) {
