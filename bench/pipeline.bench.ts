@@ -5,6 +5,7 @@
 //   npm run bench                                  1M records, both cases
 //   BENCH_RECORDS=5000000 npm run bench            5M records
 //   BENCH_CASES=file npm run bench                 one case (demo, file)
+//   BENCH_BASELINE_FLAGS=1 npm run bench           the baseline with sluice's heap flags too
 //
 // demo: pipelines/demo.yaml (generate → enrich → dedup → partition → file lake, failed records
 //   to an error file). Baseline: the generator's fields, the enrichment, a Map of seen ids,
@@ -354,11 +355,25 @@ async function child(kase: string, side: Side, records: number, input: string, o
   process.stdout.write(`${JSON.stringify({ ...r, peakRssMb, gcMs: Math.round(gcMs) })}\n`);
 }
 
+/**
+ * The heap flags sluice's launchers start Node with (`bin/sluice`, `bin/sluice.cjs`), read from
+ * the package launcher: the sluice side runs as `sluice run` would. The baseline runs with Node's
+ * defaults, as `node loop.js` would (BENCH_BASELINE_FLAGS=1 gives it the same flags).
+ */
+const HEAP_FLAGS: string[] = JSON.parse(
+  (
+    /var HEAP_FLAGS = (\[[^\]]*\])/.exec(
+      readFileSync(resolve(import.meta.dirname, '../bin/sluice.cjs'), 'utf8'),
+    )?.[1] ?? '[]'
+  ).replaceAll("'", '"'),
+);
+
 function spawnSide(kase: string, side: Side, records: number, input: string, out: string): Result {
   mkdirSync(out, { recursive: true });
+  const flags = side === 'sluice' || process.env.BENCH_BASELINE_FLAGS === '1' ? HEAP_FLAGS : [];
   const p = spawnSync(
     process.execPath,
-    [...process.execArgv, import.meta.filename, '--child', kase, side, String(records), input, out],
+    [...process.execArgv, ...flags, import.meta.filename, '--child', kase, side, String(records), input, out],
     { encoding: 'utf8', maxBuffer: 1 << 24 },
   );
   if (p.status !== 0) throw new Error(`${kase}/${side} failed (${p.status}): ${p.stderr}`);
@@ -370,7 +385,12 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function main(): void {
   const root = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
-  const summary: Record<string, unknown> = { records: RECORDS, node: process.version };
+  const summary: Record<string, unknown> = {
+    records: RECORDS,
+    node: process.version,
+    heap_flags: HEAP_FLAGS,
+  };
+  process.stdout.write(`sluice side runs with the launchers' heap flags: ${HEAP_FLAGS.join(' ')}\n`);
   try {
     const input = join(root, 'input.ndjson');
     if (CASES.includes('file')) writeInput(input, RECORDS);

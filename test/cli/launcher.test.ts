@@ -97,12 +97,73 @@ describe('bin/sluice run', () => {
         child.once('exit', (code) => reject(new Error(`exited with ${code} before the signal: ${stderr}`)));
       });
       expect(basename(readlinkSync(`/proc/${pid}/exe`))).toBe('node');
-      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(join(root, 'src', 'cli.ts'));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(argv).toContain(join(root, 'src', 'cli.ts'));
+      // Started with the heap settings for long runs.
+      for (const flag of HEAP_FLAGS) expect(argv).toContain(flag);
 
       process.kill(pid, 'SIGTERM');
       const end = await exited(child, 10_000);
       expect(end, stderr).toEqual({ code: 0, signal: null });
       expect(processesWith(spec)).toEqual([]);
+    } finally {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Nothing left in the group: the expected case.
+      }
+    }
+  }, 30_000);
+});
+
+/** The heap flags of the package's launcher, read from its source. */
+const HEAP_FLAGS: string[] = JSON.parse(
+  (
+    /var HEAP_FLAGS = (\[[^\]]*\])/.exec(readFileSync(join(root, 'bin', 'sluice.cjs'), 'utf8'))?.[1] ?? '[]'
+  ).replaceAll("'", '"'),
+);
+
+describe('heap flags for long runs', () => {
+  it('are the same in both launchers', () => {
+    expect(HEAP_FLAGS).toContain('--max-semi-space-size=16');
+    const sh = /for flag in ([^;]*); do/.exec(readFileSync(launcher, 'utf8'))?.[1].split(' ');
+    expect(sh).toEqual(HEAP_FLAGS);
+  });
+
+  it('bin/sluice leaves a flag named in NODE_OPTIONS to it', () => {
+    const trace = spawnSync('sh', ['-x', launcher, '--version'], {
+      env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=32' },
+      encoding: 'utf8',
+    });
+    const exec = trace.stderr.split('\n').find((l) => l.includes('exec ')) ?? '';
+    expect(exec).not.toContain('--max-semi-space-size=16');
+    expect(exec).toContain(HEAP_FLAGS[1]);
+    expect(trace.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('the package launcher restarts `run` in place with them: same pid, SIGTERM drains, exit 0', async () => {
+    const node = join(root, 'node_modules', 'node', 'bin', 'node');
+    const child = spawn(
+      node,
+      [join(root, 'bin', 'sluice.cjs'), 'run', spec, '--no-tui', '--state-dir', join(dir, 'state-cjs')],
+      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+    );
+    const pid = child.pid!;
+    try {
+      let stderr = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no output within 15s: ${stderr}`)), 15_000);
+        child.stderr!.on('data', (b) => {
+          stderr += b;
+          clearTimeout(timer);
+          resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`exited with ${code} before the signal: ${stderr}`)));
+      });
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of HEAP_FLAGS) expect(argv).toContain(flag);
+      process.kill(pid, 'SIGTERM');
+      expect(await exited(child, 10_000), stderr).toEqual({ code: 0, signal: null });
     } finally {
       try {
         process.kill(-pid, 'SIGKILL');
@@ -138,13 +199,15 @@ describe('bin/sluice without the project’s Node', () => {
 
   it('runs a recent node on the PATH as is', () => {
     const r = run('24.1.0');
-    expect(r.stdout.trim()).toBe(`node ${join(checkout, 'src', 'cli.ts')} validate x.yaml`);
+    expect(r.stdout.trim()).toBe(
+      `node ${HEAP_FLAGS.join(' ')} ${join(checkout, 'src', 'cli.ts')} validate x.yaml`,
+    );
   });
 
   it('turns on type stripping for 22.6 to 22.17', () => {
     const r = run('22.12.0');
     expect(r.stdout.trim()).toBe(
-      `node --experimental-strip-types --disable-warning=ExperimentalWarning ${join(checkout, 'src', 'cli.ts')} validate x.yaml`,
+      `node ${HEAP_FLAGS.join(' ')} --experimental-strip-types --disable-warning=ExperimentalWarning ${join(checkout, 'src', 'cli.ts')} validate x.yaml`,
     );
   });
 
