@@ -6,7 +6,7 @@
 
 import type { ASTNode, ParseResult } from '@marcbachmann/cel-js';
 import { TypeError as CelTypeError, EvaluationError, ParseError } from '@marcbachmann/cel-js';
-import { type Closure, ClosureCompiler, type EvalScope, type Evaluator } from './closure.ts';
+import { CodeGenerator, type EvalScope, type Evaluate, type Evaluator } from './codegen.ts';
 import { toPlain } from './convert.ts';
 import { createEnvironment } from './environment.ts';
 import { ExprError, ExprEvalError, tidyMessage } from './errors.ts';
@@ -29,11 +29,11 @@ export interface CompiledExpr {
   evaluate(value: unknown, meta?: Meta): unknown;
 }
 
-/** How an expression is evaluated: compiled to closures (the default), or by the library's interpreter. */
+/** How an expression is evaluated: compiled to a JavaScript function (the default), or by the library's interpreter. */
 export type ExprEngine = 'compiled' | 'interpreter';
 
 export interface CompileOptions {
-  /** The interpreter is the reference the compiled closures are tested against. */
+  /** The interpreter is the reference the compiled functions are tested against. */
   engine?: ExprEngine;
 }
 
@@ -90,37 +90,59 @@ const runtime = (() => {
   const RootContext = Context;
   const registry = (evaluator as unknown as { registry: unknown }).registry;
   return {
-    compiler: new ClosureCompiler(evaluator),
+    compiler: new CodeGenerator(evaluator),
     context: (scope: Map<string, unknown>) => new RootContext(registry, scope),
   };
 })();
 
 class Compiled implements CompiledExpr {
   readonly source: string;
-  readonly #run: Closure;
-  // Evaluation is synchronous (no async functions are registered), so one scope per
-  // expression can be reused for every record.
-  readonly #scope = new Scope();
+  readonly evaluate: (value: unknown, meta?: Meta) => unknown;
 
   constructor(source: string, run: ParseResult, engine: ExprEngine) {
     this.source = source;
-    this.#run = engine === 'interpreter' ? (s) => run(s as Scope) : runtime.compiler.compile(run.ast);
+    // Evaluation is synchronous (no async functions are registered), so one scope per
+    // expression can be reused for every record.
+    const scope = new Scope();
+    const wiring = {
+      scope,
+      emptyMeta: EMPTY_META,
+      toPlain,
+      fail: (e: unknown) => toEvalError(e, source),
+    };
+    this.evaluate =
+      engine === 'interpreter'
+        ? interpreted(run, wiring)
+        : (generated(run, wiring) ?? interpreted(run, wiring));
   }
+}
 
-  evaluate(value: unknown, meta?: Meta): unknown {
-    const scope = this.#scope;
+/** The library's interpreter behind the same evaluate() as generated code. */
+function interpreted(run: ParseResult, w: { scope: Scope; fail(e: unknown): Error }): Evaluate {
+  const scope = w.scope;
+  return (value, meta) => {
     scope.value = value;
-    scope.meta = meta ?? EMPTY_META;
+    scope.meta = (meta as Meta | undefined) ?? EMPTY_META;
     try {
-      const out = this.#run(scope);
+      const out = run(scope);
       return out === undefined ? null : toPlain(out);
     } catch (e) {
-      throw toEvalError(e, this.source);
+      throw w.fail(e);
     } finally {
       // Do not keep the last record alive.
       scope.value = undefined;
       scope.meta = EMPTY_META;
     }
+  };
+}
+
+/** The expression as generated code; undefined where the process forbids code generation (node --disallow-code-generation-from-strings). */
+function generated(run: ParseResult, wiring: Parameters<CodeGenerator['compile']>[1]): Evaluate | undefined {
+  try {
+    return runtime.compiler.compile(run.ast, wiring);
+  } catch (e) {
+    if (e instanceof EvalError) return undefined;
+    throw e;
   }
 }
 

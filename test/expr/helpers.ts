@@ -23,7 +23,7 @@ export function outcome(engine: ExprEngine, source: string, record: unknown, met
 
 /**
  * Compiles and evaluates in one go. Every call also evaluates the expression with the
- * interpreter and with the compiled closures, under the same fixed clock, and asserts that
+ * interpreter and with the generated code, under the same fixed clock, and asserts that
  * they agree: the same value, or the same error (message, code and position). So every
  * expression test checks both engines.
  */
