@@ -71,6 +71,44 @@ describe('file source', () => {
     expect(run.scope.committed[f]).toBe('6');
   });
 
+  it('reads lines a chunk at a time: CRLF, characters split between chunks, no final newline, resume', async () => {
+    const dir = tempDir();
+    const f = join(dir, 'big.ndjson');
+    // Lines of varied length with a 4-byte character in each, so that chunk boundaries (64 KiB)
+    // fall inside characters and inside lines; every third line ends with CRLF, some are blank.
+    const lines: string[] = [];
+    const lineOf: number[] = []; // the line number of each record
+    let text = '';
+    let n = 0;
+    for (let i = 0; i < 6000; i++) {
+      const line = JSON.stringify({ i, s: `𝄞${'x'.repeat(i % 53)}é` });
+      lines.push(line);
+      lineOf.push(++n);
+      if (i % 3 === 0) text += `${line}\r\n`;
+      else if (i % 7 === 0) {
+        text += `${line}\n \n`; // and a blank line, which counts
+        n++;
+      } else text += `${line}\n`;
+    }
+    writeFileSync(f, text.slice(0, -1)); // the last line has no newline
+    const run = await runSource(fileSource, { path: f, format: 'ndjson' });
+    expect(run.failures).toEqual([]);
+    expect(values(run)).toEqual(lines.map((l) => JSON.parse(l)));
+    expect(run.records.map((r) => (r.meta as { line: number }).line)).toEqual(lineOf);
+    const at = lineOf;
+    // Resuming mid-file skips exactly the lines before the checkpoint.
+    const resumed = await runLogged({ path: f, format: 'ndjson' }, { [f]: String(at[4000] - 1) });
+    expect(resumed.records.map((r) => r.value)).toEqual(lines.slice(4000).map((l) => JSON.parse(l)));
+  });
+
+  it('format lines keeps each line as it was, without its line end', async () => {
+    const dir = tempDir();
+    const f = join(dir, 'a.txt');
+    writeFileSync(f, 'one\r\ntwo\n\nthree  \r\nfour');
+    const run = await runSource(fileSource, { path: f, format: 'lines' });
+    expect(values(run)).toEqual(['one', 'two', '', 'three  ', 'four']);
+  });
+
   it('in a pipeline: malformed lines are counted and routed to <source>.errors', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'in.ndjson'), '{"a":1}\n{oops\n{"a":2}\n');
