@@ -18,7 +18,12 @@
  * null.
  */
 import { gzipSync, zstdCompressSync } from 'node:zlib';
-import { parquetWriteBuffer } from 'hyparquet-writer';
+import type * as HyparquetWriter from 'hyparquet-writer';
+import type { parquetWriteBuffer } from 'hyparquet-writer';
+import { lazy } from './lazy.ts';
+
+// The writer is loaded by the first batch encoded, not by every command that imports the sinks.
+const writer = lazy<typeof HyparquetWriter>('hyparquet-writer');
 
 /** The writer's schema element (from its own copy of hyparquet's types). */
 type SchemaElement = NonNullable<Parameters<typeof parquetWriteBuffer>[0]['schema']>[number];
@@ -461,7 +466,7 @@ export class ParquetEncoder {
       }
     }
     if (rows.length === 0) return { body: undefined, rejected };
-    const body = parquetWriteBuffer({
+    const body = writer().parquetWriteBuffer({
       columnData: columns.map((c) => ({ name: c.name, data: rows.map((r) => r[c.name]) })),
       schema: this.elements as SchemaElement[],
       codec: this.codec,

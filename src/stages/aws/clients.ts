@@ -3,7 +3,11 @@
  * chain. A custom endpoint (spec `endpoint` or AWS_ENDPOINT_URL) gets an HTTP/1.1 handler:
  * the Kinesis client otherwise speaks HTTP/2, which moto and LocalStack do not.
  */
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type * as SmithyHttp from '@smithy/node-http-handler';
+import type { NodeHttpHandler } from '@smithy/node-http-handler';
+import { lazy } from '../../runtime/lazy.ts';
+
+const smithyHttp = lazy<typeof SmithyHttp>('@smithy/node-http-handler');
 
 export interface AwsStageOptions {
   region?: string;
@@ -30,7 +34,10 @@ export function awsClientConfig(
   };
   if (endpoint) {
     config.endpoint = endpoint;
-    config.requestHandler = new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: 60_000 });
+    config.requestHandler = new (smithyHttp().NodeHttpHandler)({
+      connectionTimeout: 5_000,
+      requestTimeout: 60_000,
+    });
   }
   if (extra?.forcePathStyle) config.forcePathStyle = true;
   return config;

@@ -2,15 +2,9 @@
  * A DynamoDB table that sluice owns (lease tables, dedup keys): created on demand, on-demand
  * billing, one string hash key, optionally with DynamoDB's TTL sweeping an expiry attribute.
  */
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  type DynamoDBClient,
-  ResourceInUseException,
-  ResourceNotFoundException,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Logger } from 'pino';
+import { dynamodb } from './sdk.ts';
 
 export interface OwnedTable {
   table: string;
@@ -28,7 +22,7 @@ export async function ensureTable(client: DynamoDBClient, t: OwnedTable): Promis
   let created = false;
   try {
     await client.send(
-      new CreateTableCommand({
+      new (dynamodb().CreateTableCommand)({
         TableName: t.table,
         AttributeDefinitions: [{ AttributeName: t.key, AttributeType: 'S' }],
         KeySchema: [{ AttributeName: t.key, KeyType: 'HASH' }],
@@ -38,15 +32,15 @@ export async function ensureTable(client: DynamoDBClient, t: OwnedTable): Promis
     created = true;
     t.log.info({ table: t.table }, `created the DynamoDB ${t.purpose} table`);
   } catch (err) {
-    if (!(err instanceof ResourceInUseException)) throw err;
+    if (!(err instanceof dynamodb().ResourceInUseException)) throw err;
   }
   for (let i = 0; i < 120; i++) {
     try {
-      const d = await client.send(new DescribeTableCommand({ TableName: t.table }));
+      const d = await client.send(new (dynamodb().DescribeTableCommand)({ TableName: t.table }));
       if (d.Table?.TableStatus === 'ACTIVE') {
         if (created && t.ttlAttribute) {
           await client.send(
-            new UpdateTimeToLiveCommand({
+            new (dynamodb().UpdateTimeToLiveCommand)({
               TableName: t.table,
               TimeToLiveSpecification: { AttributeName: t.ttlAttribute, Enabled: true },
             }),
@@ -55,7 +49,7 @@ export async function ensureTable(client: DynamoDBClient, t: OwnedTable): Promis
         return;
       }
     } catch (err) {
-      if (!(err instanceof ResourceNotFoundException)) throw err;
+      if (!(err instanceof dynamodb().ResourceNotFoundException)) throw err;
     }
     await new Promise((r) => setTimeout(r, 500));
   }

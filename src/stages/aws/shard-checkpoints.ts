@@ -16,21 +16,14 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import {
-  type AttributeValue,
-  ConditionalCheckFailedException,
-  DeleteItemCommand,
-  DynamoDBClient,
-  ResourceNotFoundException,
-  ScanCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Logger } from 'pino';
 import type { CheckpointScope, Positions } from '../../runtime/checkpoint.ts';
 import type { StageMetrics } from '../../runtime/metrics.ts';
 import { type LeaseView, planLeases } from '../sources/kinesis/leases.ts';
 import { type AwsStageOptions, awsClientConfig } from './clients.ts';
 import { ensureTable } from './dynamodb-table.ts';
+import { dynamodb } from './sdk.ts';
 
 /** Stored for a closed shard whose every record is acked: its children may start. */
 export const SHARD_END = 'SHARD_END';
@@ -109,14 +102,14 @@ export const leaseNamespace = (pipeline: string, source: string, stream: string)
 export async function readShardCheckpoints(
   opts: AwsStageOptions & { table: string; namespace: string },
 ): Promise<Positions | undefined> {
-  const client = new DynamoDBClient(awsClientConfig(opts));
+  const client = new (dynamodb().DynamoDBClient)(awsClientConfig(opts));
   const prefix = `${opts.namespace}/`;
   const out: Positions = {};
   try {
     let start: Record<string, AttributeValue> | undefined;
     do {
       const res = await client.send(
-        new ScanCommand({
+        new (dynamodb().ScanCommand)({
           TableName: opts.table,
           FilterExpression: 'begins_with(lease_key, :p) AND attribute_exists(checkpoint)',
           ExpressionAttributeValues: { ':p': { S: prefix } },
@@ -133,7 +126,7 @@ export async function readShardCheckpoints(
     } while (start);
     return out;
   } catch (err) {
-    if (err instanceof ResourceNotFoundException) return undefined;
+    if (err instanceof dynamodb().ResourceNotFoundException) return undefined;
     throw err;
   } finally {
     client.destroy();
@@ -169,7 +162,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
 
   constructor(opts: DynamoCheckpointOptions) {
     this.opts = opts;
-    this.client = new DynamoDBClient(awsClientConfig(opts));
+    this.client = new (dynamodb().DynamoDBClient)(awsClientConfig(opts));
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     // Renew well before expiry, so one slow call does not lose the lease.
     this.flushInterval = Math.max(200, Math.min(5_000, Math.floor(opts.leaseDuration / 3)));
@@ -206,7 +199,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
     let start: Record<string, AttributeValue> | undefined;
     do {
       const res = await this.client.send(
-        new ScanCommand({
+        new (dynamodb().ScanCommand)({
           TableName: this.opts.table,
           FilterExpression: 'begins_with(lease_key, :p)',
           ExpressionAttributeValues: { ':p': { S: prefix } },
@@ -260,7 +253,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
   private async requestSteal(shardId: string, from: string, counter: number): Promise<void> {
     try {
       await this.client.send(
-        new UpdateItemCommand({
+        new (dynamodb().UpdateItemCommand)({
           TableName: this.opts.table,
           Key: this.key(shardId),
           UpdateExpression: 'SET lease_steal_by = :me',
@@ -279,7 +272,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
         'asked for a shard lease: this worker is below its fair share',
       );
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(err instanceof dynamodb().ConditionalCheckFailedException)) throw err;
     }
   }
 
@@ -287,7 +280,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
   private async heartbeat(): Promise<void> {
     await this.ensureTable();
     await this.client.send(
-      new UpdateItemCommand({
+      new (dynamodb().UpdateItemCommand)({
         TableName: this.opts.table,
         Key: this.workerKey(),
         UpdateExpression: 'SET lease_expires = :exp, updated_at = :at',
@@ -320,7 +313,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
     }
     try {
       const res = await this.client.send(
-        new UpdateItemCommand({
+        new (dynamodb().UpdateItemCommand)({
           TableName: this.opts.table,
           Key: this.key(shardId),
           UpdateExpression: `${update} REMOVE lease_steal_by ADD lease_counter :one`,
@@ -335,7 +328,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
       this.opts.metrics?.gauge('leases_held', this.leases.size);
       return res.Attributes?.checkpoint?.S ?? null;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
+      if (err instanceof dynamodb().ConditionalCheckFailedException) return false;
       throw err;
     }
   }
@@ -372,7 +365,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
     }
     try {
       const res = await this.client.send(
-        new UpdateItemCommand({
+        new (dynamodb().UpdateItemCommand)({
           TableName: this.opts.table,
           Key: this.key(shardId),
           UpdateExpression: update,
@@ -386,7 +379,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
       const asker = res.Attributes?.lease_steal_by?.S;
       if (!release && asker && asker !== this.owner) await this.handOver(shardId, asker);
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(err instanceof dynamodb().ConditionalCheckFailedException)) throw err;
       this.forgetLease(shardId);
       this.opts.metrics?.count('leases_lost');
       this.opts.log.warn(
@@ -426,7 +419,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
     }
     try {
       await this.client.send(
-        new UpdateItemCommand({
+        new (dynamodb().UpdateItemCommand)({
           TableName: this.opts.table,
           Key: this.key(shardId),
           UpdateExpression: update,
@@ -440,7 +433,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
         'handed a shard lease to a worker below its fair share',
       );
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(err instanceof dynamodb().ConditionalCheckFailedException)) throw err;
     }
   }
 
@@ -455,7 +448,7 @@ export class DynamoCheckpoints implements ShardCheckpoints {
     // Leave the group at once, so the others' fair share counts without this worker now.
     if (this.ready)
       await this.client
-        .send(new DeleteItemCommand({ TableName: this.opts.table, Key: this.workerKey() }))
+        .send(new (dynamodb().DeleteItemCommand)({ TableName: this.opts.table, Key: this.workerKey() }))
         .catch((err) => this.opts.log.warn({ err }, 'could not remove this worker from the lease table'));
     this.client.destroy();
   }

@@ -5,17 +5,13 @@
  *
  * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
-import {
-  DescribeDeliveryStreamCommand,
-  FirehoseClient,
-  PutRecordBatchCommand,
-  type PutRecordBatchResponseEntry,
-} from '@aws-sdk/client-firehose';
+import type { FirehoseClient, PutRecordBatchResponseEntry } from '@aws-sdk/client-firehose';
 import { Type } from '@sinclair/typebox';
 import { AwsOptions } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
 import { awsErrorName, awsErrorText, isTransientAwsError } from '../aws/errors.ts';
 import { chunk, type Entry, encodeProblem, encodeValue, MiB } from '../aws/put-batches.ts';
+import { firehose } from '../aws/sdk.ts';
 import { type CheckTarget, checkStatus } from '../aws/startup.ts';
 import {
   defineSink,
@@ -103,7 +99,7 @@ export class FirehoseSink implements Sink {
     this.o = o;
     this.ctx = ctx;
     const config = awsClientConfig(o);
-    this.client = new FirehoseClient(config);
+    this.client = new (firehose().FirehoseClient)(config);
     this.target = {
       service: 'firehose',
       what: `delivery stream '${o.delivery_stream}'`,
@@ -117,7 +113,9 @@ export class FirehoseSink implements Sink {
     const name = this.o.delivery_stream;
     await checkStatus(this.target, {
       describe: (abortSignal) =>
-        this.client.send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: name }), { abortSignal }),
+        this.client.send(new (firehose().DescribeDeliveryStreamCommand)({ DeliveryStreamName: name }), {
+          abortSignal,
+        }),
       notFound: (err) => awsErrorName(err) === 'ResourceNotFoundException',
       create: `aws firehose create-delivery-stream --delivery-stream-name ${name} …`,
       option: 'delivery_stream',
@@ -165,7 +163,7 @@ export class FirehoseSink implements Sink {
     let results: PutRecordBatchResponseEntry[];
     try {
       const res = await this.client.send(
-        new PutRecordBatchCommand({
+        new (firehose().PutRecordBatchCommand)({
           DeliveryStreamName: this.o.delivery_stream,
           Records: group.map((e) => ({ Data: e.data })),
         }),

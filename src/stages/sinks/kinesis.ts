@@ -14,12 +14,7 @@
  *
  * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
-import {
-  DescribeStreamSummaryCommand,
-  KinesisClient,
-  PutRecordsCommand,
-  type PutRecordsResultEntry,
-} from '@aws-sdk/client-kinesis';
+import type { KinesisClient, PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { Type } from '@sinclair/typebox';
 import { type CompiledExpr, compile } from '../../expr/index.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
@@ -27,6 +22,7 @@ import { AwsOptions, Expr } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
 import { awsErrorName, awsErrorText, isTransientAwsError } from '../aws/errors.ts';
 import { chunk, type Entry, encodeProblem, encodeValue, MiB } from '../aws/put-batches.ts';
+import { kinesis } from '../aws/sdk.ts';
 import { type CheckTarget, checkStatus } from '../aws/startup.ts';
 import {
   defineSink,
@@ -127,7 +123,7 @@ export class KinesisSink implements Sink {
     this.ctx = ctx;
     this.key = compile(o.partition_key);
     const config = awsClientConfig(o);
-    this.client = new KinesisClient(config);
+    this.client = new (kinesis().KinesisClient)(config);
     this.target = {
       service: 'kinesis',
       what: `stream '${o.stream}'`,
@@ -141,7 +137,9 @@ export class KinesisSink implements Sink {
     const stream = this.o.stream;
     await checkStatus(this.target, {
       describe: (abortSignal) =>
-        this.client.send(new DescribeStreamSummaryCommand({ StreamName: stream }), { abortSignal }),
+        this.client.send(new (kinesis().DescribeStreamSummaryCommand)({ StreamName: stream }), {
+          abortSignal,
+        }),
       notFound: (err) => awsErrorName(err) === 'ResourceNotFoundException',
       create: `aws kinesis create-stream --stream-name ${stream} --shard-count 1`,
       option: 'stream',
@@ -223,7 +221,7 @@ export class KinesisSink implements Sink {
     let results: PutRecordsResultEntry[];
     try {
       const res = await this.client.send(
-        new PutRecordsCommand({
+        new (kinesis().PutRecordsCommand)({
           StreamName: this.o.stream,
           Records: group.map((e) => ({ Data: e.data, PartitionKey: e.key })),
         }),

@@ -16,9 +16,11 @@
  *
  * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
-import { HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type * as S3 from '@aws-sdk/client-s3';
+import type { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type * as S3Storage from '@aws-sdk/lib-storage';
 import { Type } from '@sinclair/typebox';
+import { lazy } from '../../runtime/lazy.ts';
 import { type EncodedObject, encodeBatch, keptRecords, objectKey } from '../../runtime/objects.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
 import { compileTemplate } from '../../runtime/template.ts';
@@ -43,6 +45,9 @@ import {
   objectEncoding,
   objectFormatOptions,
 } from './object-format.ts';
+
+const s3 = lazy<typeof S3>('@aws-sdk/client-s3');
+const s3Storage = lazy<typeof S3Storage>('@aws-sdk/lib-storage');
 
 const MiB = 1024 * 1024;
 /** S3's floor for every part but the last. */
@@ -142,7 +147,7 @@ sinks:
   create(o, ctx) {
     const custom = (o.endpoint ?? process.env.AWS_ENDPOINT_URL) !== undefined;
     const config = awsClientConfig(o, { forcePathStyle: o.force_path_style ?? custom });
-    const client = new S3Client({
+    const client = new (s3().S3Client)({
       ...config,
       // Checksums only where S3 requires them: the SDK's default CRC32 trailers cost CPU per
       // byte and are not understood by every S3-compatible store.
@@ -196,7 +201,7 @@ export class S3Sink implements Sink {
     const region = this.target.region;
     await checkStatus(this.target, {
       describe: (abortSignal) =>
-        this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
+        this.client.send(new (s3().HeadBucketCommand)({ Bucket: this.bucket }), { abortSignal }),
       notFound: (err) => httpStatus(err) === 404,
       create: `aws s3 mb s3://${this.bucket}`,
       option: 'bucket',
@@ -298,11 +303,11 @@ export class S3Sink implements Sink {
   }
 
   private async put(key: string, encoded: EncodedObject): Promise<void> {
-    await this.client.send(new PutObjectCommand(this.params(key, encoded)));
+    await this.client.send(new (s3().PutObjectCommand)(this.params(key, encoded)));
   }
 
   private async multipart(key: string, encoded: EncodedObject): Promise<void> {
-    const upload = new Upload({
+    const upload = new (s3Storage().Upload)({
       client: this.client,
       params: this.params(key, encoded),
       partSize: this.partSize,
@@ -324,7 +329,7 @@ class S3Preview extends S3Sink {
   private readonly capture: PreviewContext['capture'];
   constructor(o: S3SinkOptions, ctx: PreviewContext) {
     // The client is never used: no request leaves a preview.
-    super(new S3Client({ region: 'us-east-1' }), o, ctx);
+    super(new (s3().S3Client)({ region: 'us-east-1' }), o, ctx);
     this.capture = ctx.capture;
   }
   override async open(): Promise<void> {}

@@ -8,14 +8,7 @@
  *
  * Transient and permanent failures: `transient` in the definition (the stage reference shows it).
  */
-import {
-  GetTopicAttributesCommand,
-  type MessageAttributeValue,
-  PublishBatchCommand,
-  type PublishBatchRequestEntry,
-  PublishCommand,
-  SNSClient,
-} from '@aws-sdk/client-sns';
+import type { MessageAttributeValue, PublishBatchRequestEntry, SNSClient } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
 import { type CompiledExpr, compile } from '../../expr/index.ts';
 import type { SluiceRecord } from '../../runtime/record.ts';
@@ -23,6 +16,7 @@ import { AwsOptions, Expr } from '../../spec/types.ts';
 import { type AwsStageOptions, awsClientConfig } from '../aws/clients.ts';
 import { awsErrorName, awsErrorText, entryCodeTransient, isTransientAwsError } from '../aws/errors.ts';
 import { encodeProblem } from '../aws/put-batches.ts';
+import { sns } from '../aws/sdk.ts';
 import { type CheckTarget, checkStatus, StartupCheckError } from '../aws/startup.ts';
 import {
   defineSink,
@@ -129,7 +123,7 @@ sinks:
     limits: { max_records: MAX_ENTRIES, max_bytes: MAX_BYTES, max_record_bytes: MAX_BYTES },
   },
   create(o, ctx) {
-    return new SnsSink(new SNSClient(awsClientConfig(o)), o, ctx);
+    return new SnsSink(new (sns().SNSClient)(awsClientConfig(o)), o, ctx);
   },
   preview: (o, ctx) => new SnsPreview(o, ctx),
 });
@@ -186,7 +180,7 @@ export class SnsSink implements Sink {
     const topicName = this.topic.split(':').pop() ?? this.topic;
     await checkStatus(t, {
       describe: (abortSignal) =>
-        this.client.send(new GetTopicAttributesCommand({ TopicArn: this.topic }), { abortSignal }),
+        this.client.send(new (sns().GetTopicAttributesCommand)({ TopicArn: this.topic }), { abortSignal }),
       notFound: (err) => ['NotFound', 'NotFoundException'].includes(awsErrorName(err)),
       create: `aws sns create-topic --name ${topicName}`,
       option: 'topic_arn',
@@ -272,7 +266,7 @@ export class SnsSink implements Sink {
     if (chunk.length === 1) {
       const { entry } = chunk[0];
       await this.client.send(
-        new PublishCommand({
+        new (sns().PublishCommand)({
           TopicArn: this.topic,
           Message: entry.Message,
           Subject: entry.Subject,
@@ -284,7 +278,7 @@ export class SnsSink implements Sink {
       return 1;
     }
     const out = await this.client.send(
-      new PublishBatchCommand({
+      new (sns().PublishBatchCommand)({
         TopicArn: this.topic,
         PublishBatchRequestEntries: chunk.map((c) => c.entry),
       }),
@@ -395,7 +389,7 @@ class SnsPreview extends SnsSink {
   private readonly capture: PreviewContext['capture'];
   constructor(o: SnsSinkOptions, ctx: PreviewContext) {
     // The client is never used: no request leaves a preview.
-    super(new SNSClient({ region: 'us-east-1' }), o, ctx);
+    super(new (sns().SNSClient)({ region: 'us-east-1' }), o, ctx);
     this.capture = ctx.capture;
   }
   override async open(): Promise<void> {}

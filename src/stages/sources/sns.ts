@@ -19,7 +19,7 @@
 
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
 import {
   DEFAULT_MAX_DEPTH,
@@ -31,6 +31,7 @@ import {
 import type { RecordInit } from '../../runtime/record.ts';
 import { AwsOptions, Duration, Size } from '../../spec/types.ts';
 import { awsClientConfig } from '../aws/clients.ts';
+import { sns } from '../aws/sdk.ts';
 import {
   type CertFetcher,
   compileHostPattern,
@@ -379,12 +380,12 @@ export class SnsHttpSource implements Source {
   }
 
   private async subscribe(endpoint: string): Promise<void> {
-    const client = this.deps.sns ?? new SNSClient(awsClientConfig(this.o));
+    const client = this.deps.sns ?? new (sns().SNSClient)(awsClientConfig(this.o));
     const protocol = new URL(endpoint).protocol.replace(':', '');
     try {
       for (const topic of this.topics ?? []) {
         const out = await client.send(
-          new SubscribeCommand({
+          new (sns().SubscribeCommand)({
             TopicArn: topic,
             Protocol: protocol,
             Endpoint: endpoint,

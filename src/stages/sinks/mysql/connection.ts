@@ -1,11 +1,16 @@
 /** The mysql sink's connection pool, and the deadline that keeps an outage from hanging a write. */
 import { isIP } from 'node:net';
 import { checkServerIdentity, TLSSocket } from 'node:tls';
-import mysql, { type Pool, type SslOptions } from 'mysql2/promise';
+import type * as Mysql from 'mysql2/promise';
+import type { Pool, SslOptions } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import { lazy } from '../../../runtime/lazy.ts';
 import { loadTls, type TlsOptions } from '../../tls.ts';
 import type { MysqlError } from './errors.ts';
 import type { MysqlOptions } from './index.ts';
+
+// Loaded when a sink builds its pool, not when the registry imports the stage (runtime/lazy.ts).
+const mysql = lazy<typeof Mysql>('mysql2/promise');
 
 /** A new connection that gets no answer in this time fails (transient) instead of waiting for TCP. */
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -26,7 +31,7 @@ export interface PoolSetup {
 export function createPool(o: MysqlOptions, setup: PoolSetup): Pool {
   let pool: Pool;
   try {
-    pool = mysql.createPool({
+    pool = mysql().createPool({
       uri: o.url,
       connectionLimit: o.pool_size ?? 4,
       waitForConnections: true,
@@ -36,6 +41,10 @@ export function createPool(o: MysqlOptions, setup: PoolSetup): Pool {
       enableKeepAlive: true,
       keepAliveInitialDelay: 10_000,
       maxPreparedStatements: 256,
+      // The sink's INSERTs are whole SQL text (literal.ts); mysql2 would scan each, megabytes
+      // long, for `?` placeholders that are not there.
+      queryFormat: (sql: string, values: unknown) =>
+        Array.isArray(values) && values.length === 0 ? sql : mysql().format(sql, values as never),
       ...(setup.ssl ? { ssl: setup.ssl } : {}),
     });
   } catch (err) {

@@ -1,6 +1,8 @@
 /** The postgres sink at run time: see index.ts for what it does and how it fails. */
-import pg, { type Pool, type PoolClient } from 'pg';
+import type * as Pg from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
+import { lazy } from '../../../runtime/lazy.ts';
 import type { StageMetrics } from '../../../runtime/metrics.ts';
 import {
   type PreviewContext,
@@ -34,6 +36,9 @@ import {
   Statements,
   tableSql,
 } from './table.ts';
+
+// Loaded when a sink builds its pool, not when the registry imports the stage (runtime/lazy.ts).
+const pg = lazy<typeof Pg>('pg');
 
 /** Most parameters one statement may bind (the protocol counts them in 16 bits). */
 const MAX_PARAMS = 65_535;
@@ -94,7 +99,7 @@ export class PostgresSink implements Sink {
   /** Sessions in UTC with server-side limits just below the client's own deadline. */
   private createPool(): Pool {
     const t = this.timeoutMs;
-    const pool = new pg.Pool({
+    const pool = new (pg().Pool)({
       connectionString: this.opts.url,
       max: this.opts.pool_size ?? 4,
       connectionTimeoutMillis: Math.min(CONNECT_TIMEOUT_MS, t),

@@ -3,15 +3,12 @@
  * before children), de-aggregates KPL records, tracks acks per shard and checkpoints the
  * highest contiguous acked position.
  */
-import {
-  type _Record,
-  GetRecordsCommand,
-  type GetRecordsCommandOutput,
-  GetShardIteratorCommand,
-  type GetShardIteratorCommandInput,
+import type {
+  _Record,
+  GetRecordsCommandOutput,
+  GetShardIteratorCommandInput,
   KinesisClient,
-  ListShardsCommand,
-  type ListShardsCommandOutput,
+  ListShardsCommandOutput,
 } from '@aws-sdk/client-kinesis';
 import { ContiguousTracker } from '../../../runtime/ack.ts';
 import { checkpointPath } from '../../../runtime/checkpoint.ts';
@@ -19,6 +16,7 @@ import { type InputLimits, inputLimits } from '../../../runtime/limits.ts';
 import type { RecordInit } from '../../../runtime/record.ts';
 import { awsClientConfig } from '../../aws/clients.ts';
 import { deaggregate } from '../../aws/kpl.ts';
+import { kinesis } from '../../aws/sdk.ts';
 import {
   DynamoCheckpoints,
   leaseNamespace,
@@ -169,7 +167,7 @@ export class KinesisSource implements Source {
     if (o.start === 'at_timestamp' && !o.start_timestamp) {
       throw new StageError('start: at_timestamp needs start_timestamp', { retryable: false });
     }
-    this.client = new KinesisClient(awsClientConfig(o));
+    this.client = new (kinesis().KinesisClient)(awsClientConfig(o));
     const ddb = o.checkpoint?.dynamodb;
     if (ddb) {
       this.store = new DynamoCheckpoints({
@@ -306,7 +304,7 @@ export class KinesisSource implements Source {
     let next: string | undefined;
     do {
       const res: ListShardsCommandOutput = await this.client.send(
-        new ListShardsCommand(next ? { NextToken: next } : { StreamName: this.o.stream }),
+        new (kinesis().ListShardsCommand)(next ? { NextToken: next } : { StreamName: this.o.stream }),
         { abortSignal: this.signal },
       );
       for (const s of res.Shards ?? []) {
@@ -553,7 +551,9 @@ export class KinesisSource implements Source {
       if (iterator === undefined) {
         try {
           const input = this.iteratorInput(r);
-          const res = await this.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
+          const res = await this.client.send(new (kinesis().GetShardIteratorCommand)(input), {
+            abortSignal: signal,
+          });
           iterator = res.ShardIterator;
           attempt = 0;
           this.stage.log.debug(
@@ -584,9 +584,12 @@ export class KinesisSource implements Source {
       const started = Date.now();
       let res: GetRecordsCommandOutput;
       try {
-        res = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.limit }), {
-          abortSignal: signal,
-        });
+        res = await this.client.send(
+          new (kinesis().GetRecordsCommand)({ ShardIterator: iterator, Limit: this.limit }),
+          {
+            abortSignal: signal,
+          },
+        );
         metrics.count('get_records');
       } catch (err) {
         if (signal.aborted) break;

@@ -18,19 +18,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import {
-  type AttributeValue,
-  ConditionalCheckFailedException,
-  DeleteItemCommand,
-  DynamoDBClient,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Logger } from 'pino';
 import type { StageMetrics } from '../../../runtime/metrics.ts';
 import type { AwsStageOptions } from '../../aws/clients.ts';
 import { awsClientConfig } from '../../aws/clients.ts';
 import { ensureTable } from '../../aws/dynamodb-table.ts';
+import { dynamodb } from '../../aws/sdk.ts';
 import type { DedupStore } from './store.ts';
 
 export interface DynamoStoreOptions extends AwsStageOptions {
@@ -65,7 +59,7 @@ export class DynamoStore implements DedupStore {
   constructor(o: DynamoStoreOptions) {
     this.o = o;
     this.owner = o.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.client = new DynamoDBClient(awsClientConfig(o));
+    this.client = new (dynamodb().DynamoDBClient)(awsClientConfig(o));
   }
 
   private item(key: string): Record<string, AttributeValue> {
@@ -105,7 +99,7 @@ export class DynamoStore implements DedupStore {
       const until = at + this.o.claimTimeout;
       try {
         await this.client.send(
-          new PutItemCommand({
+          new (dynamodb().PutItemCommand)({
             TableName: this.o.table,
             Item: {
               ...this.item(key),
@@ -122,7 +116,7 @@ export class DynamoStore implements DedupStore {
         this.mine.add(key);
         return true;
       } catch (err) {
-        if (err instanceof ConditionalCheckFailedException) {
+        if (err instanceof dynamodb().ConditionalCheckFailedException) {
           const held = err.Item;
           if (held?.claim_state?.S !== 'pending' || held.claim_owner?.S === this.owner) return false;
           this.o.metrics?.count('dedup_waits');
@@ -196,7 +190,7 @@ export class DynamoStore implements DedupStore {
     const until = at + this.o.ttl;
     try {
       await this.client.send(
-        new UpdateItemCommand({
+        new (dynamodb().UpdateItemCommand)({
           TableName: this.o.table,
           Key: this.item(key),
           UpdateExpression: 'SET claim_state = :done, claim_until = :until, expires_at = :exp',
@@ -210,7 +204,7 @@ export class DynamoStore implements DedupStore {
         }),
       );
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(err instanceof dynamodb().ConditionalCheckFailedException)) throw err;
       // Our claim outlived claim_timeout and another instance took the key: its record stands.
     }
   }
@@ -219,7 +213,7 @@ export class DynamoStore implements DedupStore {
   private async release(key: string): Promise<void> {
     try {
       await this.client.send(
-        new DeleteItemCommand({
+        new (dynamodb().DeleteItemCommand)({
           TableName: this.o.table,
           Key: this.item(key),
           ConditionExpression: 'claim_owner = :me AND claim_state = :pending',
@@ -227,7 +221,7 @@ export class DynamoStore implements DedupStore {
         }),
       );
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(err instanceof dynamodb().ConditionalCheckFailedException)) throw err;
     }
   }
 
