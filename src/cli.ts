@@ -1,18 +1,18 @@
 #!/usr/bin/env node
 import { glob, readFile } from 'node:fs/promises';
-/** sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes. */
+/**
+ * sluice command line: run, validate, schema, graph. Only this layer prints and picks exit codes.
+ * Each command loads its own modules when it runs (`await import`), so a start pays only for the
+ * command it runs: `validate` never loads the engine, the test runner or the live view.
+ */
 import { Command, Option } from 'commander';
-import { type DeadLetterFlags, deadLetterList, deadLetterReplay } from './cli/dead-letter.ts';
-import { type DocsFlags, docsCommand, listCommand } from './cli/docs.ts';
+import type { DeadLetterFlags } from './cli/dead-letter.ts';
+import type { DocsFlags } from './cli/docs.ts';
 import { EnvFileError, loadEnvFilesOf } from './cli/env-file.ts';
-import { evalCommand } from './cli/eval.ts';
 import { colorEnabled, type Format, formatGithub, formatHuman, formatJson } from './cli/format.ts';
 import { toDot, toMermaid } from './cli/graph.ts';
-import { runCommand } from './cli/run.ts';
-import { StateUsageError, stateReset, stateShow } from './cli/state.ts';
-import { type TestFlags, testCommand } from './cli/test.ts';
-import { topCommand } from './cli/top.ts';
-import { DEFAULT_HTTP_ADDRESS } from './runtime/http.ts';
+import type { TestFlags } from './cli/test.ts';
+import { DEFAULT_HTTP_ADDRESS } from './runtime/listen.ts';
 import type { LogFormat } from './runtime/log.ts';
 import { hasErrors } from './spec/diagnostics.ts';
 import { allowUnsetEnv } from './spec/load.ts';
@@ -211,6 +211,7 @@ export function program(): Command {
         },
       ) => {
         const http = opts.http === true ? DEFAULT_HTTP_ADDRESS : opts.http;
+        const { runCommand } = await import('./cli/run.ts');
         const code = await runCommand(file, { ...opts, http, plugins: opts.plugin });
         // Timers or sockets of a stage that did not close must not keep a finished run alive.
         await flushStd();
@@ -226,6 +227,7 @@ export function program(): Command {
     .option('--http <url>', 'the pipeline endpoint', `http://${DEFAULT_HTTP_ADDRESS}`)
     .option('--interval <duration>', 'how often to poll /stats', durationArg, 500)
     .action(async (opts: { http: string; interval: number }) => {
+      const { topCommand } = await import('./cli/top.ts');
       process.exitCode = await topCommand(opts);
     });
 
@@ -252,6 +254,7 @@ export function program(): Command {
       new Option('-f, --format <format>', 'output format').choices(['human', 'json']).default('human'),
     )
     .action(async (file: string, opts: DeadLetterFlags) => {
+      const { deadLetterList } = await import('./cli/dead-letter.ts');
       process.exitCode = await deadLetterList(file, opts);
     });
   dlOptions(
@@ -267,6 +270,7 @@ export function program(): Command {
       '\nExit codes: 0 all delivered, 3 some failed again (new dead letters), 1 the replay failed (files kept).',
     )
     .action(async (file: string, opts: DeadLetterFlags) => {
+      const { deadLetterReplay } = await import('./cli/dead-letter.ts');
       const code = await deadLetterReplay(file, opts);
       await flushStd();
       process.exit(code);
@@ -287,6 +291,7 @@ export function program(): Command {
       '\nExit codes: 0 every case passed (or was written), 1 a case failed or a file is invalid, 2 usage.',
     )
     .action(async (patterns: string[], opts: TestFlags) => {
+      const { testCommand } = await import('./cli/test.ts');
       const code = await testCommand(await expandArgs(patterns), opts);
       await flushStd();
       process.exit(code);
@@ -300,7 +305,8 @@ export function program(): Command {
     .argument('<expr>', "the expression, e.g. 'peso_medio * 0.025 * quantidade_animais'")
     .option('--record <json>', 'the record, as JSON', '{}')
     .option('--meta <json>', 'the source metadata (meta.*), as JSON')
-    .action((expr: string, opts: { record?: string; meta?: string }) => {
+    .action(async (expr: string, opts: { record?: string; meta?: string }) => {
+      const { evalCommand } = await import('./cli/eval.ts');
       const out = evalCommand(expr, opts);
       process.stdout.write(out.stdout);
       process.stderr.write(out.stderr);
@@ -310,6 +316,7 @@ export function program(): Command {
   pluginOption(cmd.command('list'))
     .description('List the stage types: kind, type and what each does (plugin stages too, with --plugin)')
     .action(async (opts: { plugin: string[] }) => {
+      const { listCommand } = await import('./cli/docs.ts');
       process.exitCode = await listCommand(opts);
     });
 
@@ -321,6 +328,7 @@ export function program(): Command {
     .addOption(new Option('--kind <kind>', 'only this kind').choices(['source', 'transform', 'sink']))
     .addHelpText('after', '\nThe same pages are in docs/stages/. Exit codes: 0 printed, 2 no such type.')
     .action(async (type: string | undefined, opts: DocsFlags) => {
+      const { docsCommand } = await import('./cli/docs.ts');
       process.exitCode = await docsCommand(type, opts);
     });
 
@@ -360,6 +368,7 @@ export function program(): Command {
     try {
       code = await work();
     } catch (err) {
+      const { StateUsageError } = await import('./cli/state.ts');
       if (!(err instanceof StateUsageError)) throw err;
       process.stderr.write(`sluice: ${err.message}\n`);
       code = EXIT_USAGE;
@@ -378,7 +387,7 @@ export function program(): Command {
       new Option('-f, --format <format>', 'output format').choices(['human', 'json']).default('human'),
     )
     .action((file: string, opts: { stateDir: string; format: 'human' | 'json' }) =>
-      finish(() => stateShow(file, opts)),
+      finish(async () => (await import('./cli/state.ts')).stateShow(file, opts)),
     );
   stateDirOption(
     state
@@ -394,7 +403,7 @@ export function program(): Command {
       '\nStop the pipeline first: a running one writes its positions again. Kafka offsets and DynamoDB checkpoints are not changed; the command says how to reset them.',
     )
     .action((file: string, opts: { stateDir: string; source?: string; yes?: boolean }) =>
-      finish(() => stateReset(file, opts)),
+      finish(async () => (await import('./cli/state.ts')).stateReset(file, opts)),
     );
   return cmd;
 }

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { RunResult } from '../runtime/engine.ts';
-import { type OpsServer, parseListenAddress, startOpsServer } from '../runtime/http.ts';
+import type { OpsServer } from '../runtime/http.ts';
+import { parseListenAddress } from '../runtime/listen.ts';
 import { createLogger, defaultLogFormat, isLogLevel, type LogFormat } from '../runtime/log.ts';
 import type { MetricsRegistry, PipelineSnapshot } from '../runtime/metrics.ts';
 import { ReloadingPipeline } from '../runtime/reload.ts';
@@ -144,6 +145,8 @@ async function openOps(
     return 2;
   }
   try {
+    // prom-client comes with the endpoint: a run without one never loads it.
+    const { startOpsServer } = await import('../runtime/http.ts');
     const ops = await startOpsServer(pipeline, address);
     log.info({ url: ops.url }, `operations endpoint at ${ops.url}: /metrics /ready /live /stats`);
     return ops;

@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, type MetricType, Registry } from 'prom-client';
+import type { ListenAddress } from './listen.ts';
 import {
   BATCH_LATENCY_BUCKETS_MS,
   type MetricsRegistry,
@@ -15,27 +16,8 @@ import {
   type StageSnapshot,
 } from './metrics.ts';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** Where `sluice run --http` listens when given no address, and where `sluice top` looks. */
-export const DEFAULT_HTTP_ADDRESS = '127.0.0.1:4195';
-
-/**
- * `[host:]port`, `:port` or `[v6]:port`. A bare port means loopback: the endpoint shows stage
- * names, error reasons and record counts, which are for the machine's operators unless the
- * spec names a host that others can reach.
- */
-export function parseListenAddress(text: string): ListenAddress | undefined {
-  const m = /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)?:)?(\d{1,5})$/.exec(text.trim());
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port > 65_535) return undefined;
-  const host = m[1] ? m[1].replace(/^\[(.*)\]$/, '$1') : '127.0.0.1';
-  return { host, port };
-}
+// The address helpers live apart so the command line can parse addresses without loading prom-client.
+export { DEFAULT_HTTP_ADDRESS, type ListenAddress, parseListenAddress } from './listen.ts';
 
 // ------------------------------------------------------------------ readiness
 
