@@ -7,8 +7,7 @@
  */
 
 import type { TSchema } from '@sinclair/typebox';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { compile, ExprError } from '../expr/index.ts';
 import type { RetryPolicy } from '../runtime/retry.ts';
 import { compileTemplate, TemplateError } from '../runtime/template.ts';
@@ -21,6 +20,7 @@ import { RuntimeSettings, SECTION_KIND, type Section, stageSchema, topLevelSchem
 import { findSecrets, type TextRange } from './secrets.ts';
 import { sluiceKind } from './types.ts';
 import { formatBytes, parseDuration, parseSize } from './units.ts';
+import { validatorFor } from './validators.ts';
 
 export interface StageSpec {
   name: string;
@@ -64,18 +64,6 @@ export interface ValidationResult {
   loaded: LoadedSpec;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: false });
-addFormats.default(ajv);
-// Weak: stage types of plugins come and go with the pipelines that load them.
-const validators = new WeakMap<TSchema, ValidateFunction>();
-const validatorFor = (schema: TSchema): ValidateFunction => {
-  let v = validators.get(schema);
-  if (!v) {
-    v = ajv.compile(schema);
-    validators.set(schema, v);
-  }
-  return v;
-};
 const stageSchemas = new WeakMap<StageDefinition, TSchema>();
 const schemaOf = (def: StageDefinition): TSchema => {
   let s = stageSchemas.get(def);
@@ -174,7 +162,7 @@ class Validator {
       this.report([], 'schema-type', 'a spec is a mapping with `version`, `name`, `sources` and `sinks`');
       return;
     }
-    this.checkSchema(topLevelSchema(), root, []);
+    this.checkSchema(topLevelSchema(), 'top', root, []);
     const runtime = isObj(root.runtime) ? root.runtime : {};
     const stages: StageSpec[] = [];
     const wires: Wire[] = [];
@@ -209,15 +197,21 @@ class Validator {
     this.checkGraph(wires, new Set(stages.map((st) => st.name)), namesKnown);
     const runtimeValue = this.normalise(
       RuntimeSettings,
-      withDefaults(RuntimeSettings, runtime),
+      withDefaults(RuntimeSettings, 'runtime', runtime),
     ) as unknown as RuntimeSpec;
     this.spec = { file: this.loaded.file, name: String(root.name), runtime: runtimeValue, stages };
   }
 
   // ------------------------------------------------------------ schema
 
-  private checkSchema(schema: TSchema, value: unknown, base: Path, stageType?: string): boolean {
-    const validate = validatorFor(schema);
+  private checkSchema(
+    schema: TSchema,
+    name: string,
+    value: unknown,
+    base: Path,
+    stageType?: string,
+  ): boolean {
+    const validate = validatorFor('pipeline', schema, name);
     if (validate(value)) return true;
     for (const e of pruneErrors(validate.errors ?? [])) this.schemaError(e, schema, base, stageType);
     return false;
@@ -346,7 +340,7 @@ class Validator {
       return undefined;
     }
     const schema = schemaOf(def);
-    const ok = this.checkSchema(schema, raw, base, `${kind} '${name}' (${def.type})`);
+    const ok = this.checkSchema(schema, `${kind}.${def.type}`, raw, base, `${kind} '${name}' (${def.type})`);
     this.checkSpecial(schema, raw, base);
     if (!ok) return undefined;
     const normal = this.normalise(schema, raw) as Obj;
@@ -669,9 +663,9 @@ function credentialMessage(secret: TextRange, envSecretOption: boolean): string 
     : 'this URL holds a password: move the URL to an environment variable and write ${VAR}';
 }
 
-function withDefaults(schema: TSchema, value: Obj): Obj {
+function withDefaults(schema: TSchema, name: string, value: Obj): Obj {
   const copy = structuredClone(value);
-  validatorFor(schema)(copy);
+  validatorFor('pipeline', schema, name)(copy);
   return copy;
 }
 

@@ -2,15 +2,11 @@
  * Loads a test file with the spec loader (exact line:col for every value) and checks it against
  * its schema; problems are diagnostics like a spec's.
  */
-import { Ajv, type ErrorObject } from 'ajv';
-import addFormats from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import type { Diagnostic, DiagnosticCode } from '../spec/diagnostics.ts';
 import { type LoadedSpec, loadSpec, type Path } from '../spec/load.ts';
+import { validatorFor } from '../spec/validators.ts';
 import { type TestFile, TestFileSchema } from './schema.ts';
-
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
-addFormats.default(ajv);
-const validate = ajv.compile(TestFileSchema);
 
 /** A test file by its name: `<spec>.test.yaml` beside the spec it tests. */
 export const isTestFile = (file: string): boolean => /\.test\.ya?ml$/i.test(file);
@@ -32,6 +28,8 @@ export function loadTest(file: string, text: string): LoadedTest {
   const loaded = loadSpec(file, text, NO_ENV_REFS);
   const diagnostics = loaded.diagnostics.filter((d) => d.code !== 'env-unset');
   if (diagnostics.some((d) => d.severity === 'error')) return { file, loaded, test: undefined, diagnostics };
+  // Compiled ahead of time (schemas/test.validators.cjs), as the pipeline schemas are.
+  const validate = validatorFor('test', TestFileSchema, 'test');
   if (!validate(loaded.value)) {
     for (const e of validate.errors ?? []) diagnostics.push(toDiagnostic(loaded, e));
     return { file, loaded, test: undefined, diagnostics: dedupe(diagnostics) };
