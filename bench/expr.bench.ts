@@ -4,8 +4,9 @@
 //
 //   node bench/expr.bench.ts [seconds-per-case]
 //
-// Each line: ns per evaluation for the closure, the compiled CEL and the interpreter, and the
-// ratio compiled / closure. The last line is one JSON object with every figure.
+// Each line: ns per evaluation for the closure, the compiled CEL and the interpreter (median of
+// interleaved rounds), and the ratio compiled / closure. The last line is one JSON object with
+// every figure.
 
 import { hash } from 'node:crypto';
 import { compile } from '../src/expr/index.ts';
@@ -90,12 +91,14 @@ const cases: { name: string; source: string; js: (r: Rec) => unknown }[] = [
 
 let sink: unknown;
 
-function nsPerEval(fn: (r: Rec) => unknown): number {
+type Fn = (r: Rec) => unknown;
+
+/** ns per evaluation of `fn` over the records, for about `budgetNs`. */
+function nsPerEval(fn: Fn, budgetNs: number): number {
   const mask = records.length - 1;
-  for (let i = 0; i < 100_000; i++) sink = fn(records[i & mask]);
   let n = 0;
   const start = process.hrtime.bigint();
-  const budget = BigInt(Math.round(seconds * 1e9));
+  const budget = BigInt(Math.round(budgetNs));
   let elapsed = 0n;
   do {
     for (let i = 0; i < 10_000; i++) sink = fn(records[(n + i) & mask]);
@@ -105,13 +108,12 @@ function nsPerEval(fn: (r: Rec) => unknown): number {
   return Number(elapsed) / n;
 }
 
-const col = (s: string | number, w: number) => String(s).padStart(w);
-console.log(`node ${process.version}, ${seconds}s per case, ns per evaluation\n`);
-console.log(
-  `${'case'.padEnd(18)}${col('closure', 9)}${col('compiled', 10)}${col('interp.', 9)}${col('ratio', 8)}`,
-);
-const out: Record<string, unknown> = {};
-for (const c of cases) {
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+const runs = cases.map((c) => {
   const compiled = compile(c.source);
   const interpreted = compile(c.source, { engine: 'interpreter' });
   for (const r of records.slice(0, 16)) {
@@ -120,13 +122,34 @@ for (const c of cases) {
     const same = typeof want === 'bigint' ? BigInt(got as number) === want : got === want;
     if (!same) throw new Error(`${c.name}: CEL gives ${String(got)}, the closure ${String(want)}`);
   }
-  const js = nsPerEval(c.js);
-  const cel = nsPerEval((r) => compiled.evaluate(r));
-  const interp = nsPerEval((r) => interpreted.evaluate(r));
+  const fns: Fn[] = [c.js, (r) => compiled.evaluate(r), (r) => interpreted.evaluate(r)];
+  return { name: c.name, fns, ns: fns.map((): number[] => []) };
+});
+
+// Every function goes through the one call site in nsPerEval: warm them all first, so that
+// none is measured while that site still inlines a single target (the first case would be).
+for (const run of runs) for (const fn of run.fns) nsPerEval(fn, 50e6);
+// The machine may be busy: rounds interleave the three ways of each case, and the median
+// of the rounds is reported.
+const ROUNDS = 5;
+for (let round = 0; round < ROUNDS; round++) {
+  for (const run of runs) {
+    for (let i = 0; i < run.fns.length; i++) run.ns[i].push(nsPerEval(run.fns[i], (seconds * 1e9) / ROUNDS));
+  }
+}
+
+const col = (s: string | number, w: number) => String(s).padStart(w);
+console.log(`node ${process.version}, ${seconds}s per case, median of ${ROUNDS} rounds, ns per evaluation\n`);
+console.log(
+  `${'case'.padEnd(18)}${col('closure', 9)}${col('compiled', 10)}${col('interp.', 9)}${col('ratio', 8)}`,
+);
+const out: Record<string, unknown> = {};
+for (const run of runs) {
+  const [js, cel, interp] = run.ns.map(median);
   console.log(
-    `${c.name.padEnd(18)}${col(js.toFixed(0), 9)}${col(cel.toFixed(0), 10)}${col(interp.toFixed(0), 9)}${col(`${(cel / js).toFixed(1)}x`, 8)}`,
+    `${run.name.padEnd(18)}${col(js.toFixed(0), 9)}${col(cel.toFixed(0), 10)}${col(interp.toFixed(0), 9)}${col(`${(cel / js).toFixed(1)}x`, 8)}`,
   );
-  out[c.name] = {
+  out[run.name] = {
     closure_ns: Math.round(js),
     compiled_ns: Math.round(cel),
     interpreter_ns: Math.round(interp),
