@@ -26,8 +26,7 @@ export function encodeBatch(
   opts: { format: ObjectFormat; compression: Compression; parquet?: ParquetEncoder },
 ): EncodedObject {
   if (opts.format === 'parquet') return encodeParquet(records, opts.parquet);
-  const text = opts.format === 'csv' ? toCsv(records) : toNdjson(records);
-  const raw = Buffer.from(text, 'utf8');
+  const raw = opts.format === 'csv' ? toCsv(records) : toNdjson(records);
   const ext = opts.format === 'csv' ? '.csv' : '.ndjson';
   const contentType = opts.format === 'csv' ? 'text/csv' : 'application/x-ndjson';
   if (opts.compression === 'gzip') {
@@ -40,14 +39,61 @@ export function encodeBatch(
   return { body: raw, ext, contentType };
 }
 
-function toNdjson(records: SluiceRecord[]): string {
-  let out = '';
-  for (const r of records) out += `${JSON.stringify(r.value)}\n`;
-  return out;
+/**
+ * An object's bytes, appended as text is produced. Each piece is written into one growing Buffer
+ * (outside the V8 heap) as UTF-8 straight away: joining a batch's lines into one string first
+ * made a flat string of the whole object (hundreds of KiB) in V8's large-object space for every
+ * flush, which only a full collection frees, and copied it once more into the Buffer.
+ */
+class ObjectBytes {
+  #buf: Buffer;
+  #at = 0;
+
+  constructor(estimate: number) {
+    this.#buf = Buffer.allocUnsafe(Math.max(4096, estimate));
+  }
+
+  /** Appends `text` as UTF-8 (at most 3 bytes per UTF-16 unit), then `end` as one ASCII byte. */
+  append(text: string, end: number): void {
+    const need = this.#at + text.length * 3 + 1;
+    if (need > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
+      this.#buf.copy(grown, 0, 0, this.#at);
+      this.#buf = grown;
+    }
+    this.#at += this.#buf.write(text, this.#at, 'utf8');
+    this.#buf[this.#at++] = end;
+  }
+
+  /** The bytes written (a view on the buffer: no copy). */
+  done(): Buffer {
+    return this.#buf.subarray(0, this.#at);
+  }
+}
+
+const NEWLINE = 10;
+const COMMA = 44;
+
+/** Room for a batch: its records' sizes as received, plus a share for fields added on the way. */
+function estimate(records: SluiceRecord[]): number {
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) bytes += records[i].size;
+  return Math.ceil(bytes * 1.5) + records.length * 16;
+}
+
+function toNdjson(records: SluiceRecord[]): Buffer {
+  const out = new ObjectBytes(estimate(records));
+  for (let i = 0; i < records.length; i++) {
+    const line = JSON.stringify(records[i].value) as string | undefined;
+    // An `undefined` value has no JSON: the record fails alone (the batch is split around it).
+    if (line === undefined) throw new TypeError('the record has no JSON form (undefined)');
+    out.append(line, NEWLINE);
+  }
+  return out.done();
 }
 
 /** CSV with a header: the union of the batch's field names in first-seen order. */
-function toCsv(records: SluiceRecord[]): string {
+function toCsv(records: SluiceRecord[]): Buffer {
   const columns: string[] = [];
   const seen = new Set<string>();
   for (const r of records) {
@@ -60,18 +106,24 @@ function toCsv(records: SluiceRecord[]): string {
       }
     }
   }
-  let out = `${columns.map(csvCell).join(',')}\n`;
+  const out = new ObjectBytes(estimate(records));
+  const last = columns.length - 1;
+  for (let c = 0; c <= last; c++) out.append(csvCell(columns[c]), c === last ? NEWLINE : COMMA);
+  if (columns.length === 0) out.append('', NEWLINE);
   for (const r of records) {
     const v = (r.value ?? {}) as Record<string, unknown>;
-    out += `${columns.map((c) => csvCell(v[c])).join(',')}\n`;
+    for (let c = 0; c <= last; c++) out.append(csvCell(v[columns[c]]), c === last ? NEWLINE : COMMA);
+    if (columns.length === 0) out.append('', NEWLINE);
   }
-  return out;
+  return out.done();
 }
+
+const NEEDS_QUOTES = /[",\n\r]/;
 
 function csvCell(v: unknown): string {
   if (v === undefined || v === null) return '';
   const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  return NEEDS_QUOTES.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 /** Renders a batch's key. Positions make it deterministic across replays of the same range. */
