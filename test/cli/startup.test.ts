@@ -33,6 +33,7 @@ const CLIENTS = [
   'mysql2',
   'pg',
   'hyparquet-writer',
+  'hyparquet',
 ];
 /** Loaded only by the live view, the operations endpoint, or for a schema not compiled ahead. */
 const VIEW_AND_OPS = ['ink', 'react', 'prom-client'];

@@ -14,10 +14,11 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
-import { parse as parseCsv } from 'csv-parse';
+import type * as CsvParse from 'csv-parse';
 import type { Logger } from 'pino';
 import { ContiguousTracker } from '../../runtime/ack.ts';
 import { checkpointPath } from '../../runtime/checkpoint.ts';
+import { lazy } from '../../runtime/lazy.ts';
 import {
   decodeJson,
   deeperThan,
@@ -33,6 +34,9 @@ import type { RecordInit } from '../../runtime/record.ts';
 import { defineSource, type SourceContext } from '../define.ts';
 
 type Format = 'ndjson' | 'json' | 'csv' | 'lines';
+
+// The CSV parser loads when a file source reads CSV, not when the registry imports this file.
+const csvParse = lazy<typeof CsvParse>('csv-parse');
 
 export const fileSource = defineSource({
   type: 'file',
@@ -416,7 +420,7 @@ async function readCsv(
   const skipped: { line: number; raw: string; reason: string }[] = [];
   let n = 0;
   const parser = stream.pipe(
-    parseCsv({
+    csvParse().parse({
       columns: true,
       info: true,
       raw: true,
