@@ -526,3 +526,85 @@ describe('mysql sink: an outage fails writes within seconds, as retryable', () =
     }
   });
 });
+
+describe('mysql sink: rows travel as SQL text, in statements sized by bytes', () => {
+  const awkward = [
+    "it's",
+    'back\\slash and \\% and \\\\',
+    'ends with a backslash\\',
+    'nul\u0000byte, newline\n, tab\t, ctrl-z\u001a',
+    '"double" `tick` ? placeholder ?? and ?',
+    'ção, 中文, emoji 😀',
+    "REPLACE('x', 'y', 'z')",
+    '',
+  ];
+  const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex').toUpperCase();
+
+  it('every text comes back byte for byte, whatever the session’s backslash mode', async () => {
+    const t = table('lit');
+    const sink = await openSink({
+      table: t,
+      create_table: true,
+      columns: { id: 'INT', v: 'TEXT', doc: 'JSON', b: 'VARBINARY(16)' },
+      key: ['id'],
+      mode: 'upsert',
+    });
+    const values = awkward.map((v, id) => ({ id, v, doc: { v }, b: new Uint8Array([0, 92, 39, id]) }));
+    expect(await sink.write(batchOf(values))).toBeUndefined();
+    const rows = await sql(`SELECT id, HEX(v), JSON_VALUE(doc, '$.v') = v, HEX(b) FROM \`${t}\` ORDER BY id`);
+    expect(rows).toEqual(
+      awkward.map((v, id) => [
+        String(id),
+        hex(v),
+        '1',
+        `005C27${id.toString(16).padStart(2, '0').toUpperCase()}`,
+      ]),
+    );
+
+    // The same literals mean the same text to a session that reads backslashes as characters.
+    const { literalOf } = await import('../../src/stages/sinks/mysql/literal.ts');
+    const conn = await mysql.createConnection(MYSQL_URL);
+    try {
+      for (const mode of ["''", "'NO_BACKSLASH_ESCAPES'"]) {
+        await conn.query(`SET SESSION sql_mode = ${mode}`);
+        const [out] = await conn.query(`SELECT ${awkward.map((v) => `HEX(${literalOf(v)})`).join(', ')}`);
+        expect(Object.values((out as Record<string, string>[])[0]), mode).toEqual(awkward.map(hex));
+      }
+    } finally {
+      await conn.end();
+    }
+  });
+
+  it('a batch larger than max_allowed_packet goes in several statements; a row larger than it fails alone', async () => {
+    const t = table('packet');
+    await sql(`CREATE TABLE \`${t}\` (id INT PRIMARY KEY, doc LONGTEXT)`);
+    const [[packet]] = await sql('SELECT @@max_allowed_packet');
+    const maxPacket = Number(packet);
+    const mib = 1024 * 1024;
+    // Two MiB more than one statement may hold, in rows of 1 MiB; and one row alone too large.
+    const count = Math.ceil(maxPacket / mib) + 2;
+    const values: { id: number; doc: string }[] = Array.from({ length: count }, (_, id) => ({
+      id,
+      doc: String.fromCharCode(97 + (id % 26)).repeat(mib),
+    }));
+    values.push({ id: count, doc: 'x'.repeat(maxPacket) });
+    const ctx = sinkContext();
+    const sink = mysqlSink.create({ url: MYSQL_URL, table: t, mode: 'upsert' } as never, ctx) as MysqlSink;
+    sinks.push(sink);
+    await sink.open();
+    const res = await sink.write(batchOf(values));
+    expect(res?.failed).toEqual([
+      {
+        index: count,
+        reason: expect.stringMatching(
+          /^mysql: the row is \d+ bytes of SQL, more than one statement to .* may hold \(max_allowed_packet \d+\)$/,
+        ),
+        retryable: false,
+      },
+    ]);
+    expect(ctx.metrics.extra.get('statements')).toBeGreaterThanOrEqual(2);
+    expect(
+      await sql(`SELECT COUNT(*), SUM(LENGTH(doc)), COUNT(DISTINCT LEFT(doc, 1)) FROM \`${t}\``),
+    ).toEqual([[String(count), String(count * mib), String(Math.min(count, 26))]]);
+  });
+});

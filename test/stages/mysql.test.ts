@@ -14,7 +14,14 @@ import {
   targetOf,
   withDeadline,
 } from '../../src/stages/sinks/mysql/index.ts';
-import { Statements } from '../../src/stages/sinks/mysql/statement.ts';
+import { literalOf, valuesOf } from '../../src/stages/sinks/mysql/literal.ts';
+import {
+  insertOf,
+  rowBytes,
+  Statements,
+  statementsBySize,
+  type TextRow,
+} from '../../src/stages/sinks/mysql/statement.ts';
 
 /** An object nested `depth` levels deep, built without recursion. */
 function deep(depth: number): Record<string, unknown> {
@@ -184,16 +191,41 @@ describe('mysql sink: identifiers', () => {
   });
 
   it('builds statements with quoted names in each mode', () => {
+    const rows = (...texts: string[]): TextRow[] =>
+      texts.map((text, index) => ({ index, text, bytes: rowBytes(text) }));
     const upsert = new Statements('`db`.`t.1`', 'upsert', ['id']);
-    expect(upsert.insert(['id', 'a.b'], 2)).toBe(
-      'INSERT INTO `db`.`t.1` (`id`,`a.b`) VALUES (?,?),(?,?) ON DUPLICATE KEY UPDATE `a.b`=VALUES(`a.b`)',
+    expect(insertOf(upsert.frame(['id', 'a.b']), rows("1,'x'", "2,'y'"))).toBe(
+      "INSERT INTO `db`.`t.1` (`id`,`a.b`) VALUES (1,'x'),(2,'y') ON DUPLICATE KEY UPDATE `a.b`=VALUES(`a.b`)",
     );
-    expect(new Statements('`t`', 'insert_ignore', ['id']).insert(['id'], 1)).toBe(
-      'INSERT INTO `t` (`id`) VALUES (?) ON DUPLICATE KEY UPDATE `id`=`id`',
+    expect(insertOf(new Statements('`t`', 'insert_ignore', ['id']).frame(['id']), rows('1'))).toBe(
+      'INSERT INTO `t` (`id`) VALUES (1) ON DUPLICATE KEY UPDATE `id`=`id`',
     );
-    expect(new Statements('`t`', 'insert', []).insert(['x`y'], 1)).toBe(
-      'INSERT INTO `t` (`x``y`) VALUES (?)',
-    );
+    const insert = new Statements('`t`', 'insert', []).frame(['x`y']);
+    expect(insertOf(insert, rows('1'))).toBe('INSERT INTO `t` (`x``y`) VALUES (1)');
+    expect(insert.bytes).toBe(Buffer.byteLength('INSERT INTO `t` (`x``y`) VALUES ()'));
+    // A row counts its UTF-8 bytes, its parentheses and a comma.
+    expect(rowBytes("'ção'")).toBe(10);
+  });
+
+  it('writes values as literals that no value can end early, in either backslash mode', () => {
+    expect(valuesOf([1, -2.5, null, 'a', 1e21])).toBe("1,-2.5,NULL,'a',1e+21");
+    expect(literalOf("it's")).toBe("'it''s'");
+    // A backslash survives as itself whether or not the server reads backslashes as escapes.
+    expect(literalOf('a\\')).toBe("REPLACE('a\\%', '\\%', LEFT('\\%', 1))");
+    expect(literalOf(Buffer.from([0, 255]))).toBe("X'00ff'");
+    expect(literalOf(Buffer.alloc(0))).toBe("X''");
+    // Only `strict: false` lets these through; as numbers they would be column names.
+    expect(literalOf(Number.NaN)).toBe("'NaN'");
+    expect(literalOf(Number.NEGATIVE_INFINITY)).toBe("'-Infinity'");
+  });
+
+  it('cuts rows into statements by bytes, frame counted; a row too large alone is set apart', () => {
+    const row = (index: number, bytes: number): TextRow => ({ index, text: '', bytes });
+    // Frame 10 bytes, statements of at most 30: 10 + 10 + 10 fits, one more row does not.
+    const cut = statementsBySize([row(0, 10), row(1, 10), row(2, 10), row(3, 21), row(4, 20)], 10, 30);
+    expect(cut.statements.map((s) => s.map((r) => r.index))).toEqual([[0, 1], [2], [4]]);
+    expect(cut.tooLarge.map((r) => r.index)).toEqual([3]);
+    expect(statementsBySize([row(0, 20)], 10, 30).statements).toEqual([[row(0, 20)]]);
   });
 });
 

@@ -14,20 +14,13 @@ import {
 import { tlsFailure } from '../../tls.ts';
 import { urlCredentialProblem } from '../../url-credentials.ts';
 import { captureRows, declaredTable } from '../sql/preview.ts';
-import {
-  type Column,
-  type PreparedBatch,
-  paramsOf,
-  type Row,
-  resultOf,
-  SqlRows,
-  statementsOf,
-} from '../sql/rows.ts';
+import { type Column, type EncodedBatch, type PreparedBatch, resultOf, SqlRows } from '../sql/rows.ts';
 import { createPool, mysqlTls, targetOf, withDeadline } from './connection.ts';
 import { convert, type Kind, kindOf, type SqlParam } from './convert.ts';
 import { describeError, isDataError, type MysqlError, startupHint, TRANSIENT_CODES } from './errors.ts';
 import type { MysqlOptions as Options } from './index.ts';
-import { Statements } from './statement.ts';
+import { valuesOf } from './literal.ts';
+import { type Frame, insertOf, rowBytes, Statements, statementsBySize, type TextRow } from './statement.ts';
 import {
   type ColumnInfo,
   candidateTables,
@@ -39,9 +32,11 @@ import {
   tableSql,
 } from './table.ts';
 
-/** Most placeholders one prepared statement may carry. */
-const MAX_PLACEHOLDERS = 65_535;
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** Room in a packet for what is not statement text (the command byte; generous). */
+const PACKET_SLACK = 1024;
+/** max_allowed_packet of a server that does not say (MySQL's and MariaDB's default before 8.0). */
+const DEFAULT_MAX_PACKET = 4 * 1024 * 1024;
 
 export class MysqlSink implements Sink {
   protected readonly opts: Options;
@@ -61,6 +56,8 @@ export class MysqlSink implements Sink {
   private columns = new Map<string, Column<Kind>>();
   private keyColumns: string[] = [];
   private statements: Statements | undefined;
+  /** The server's max_allowed_packet, read at open: no statement is larger. */
+  private maxPacket = DEFAULT_MAX_PACKET;
   private readonly rows: SqlRows<Kind, SqlParam>;
 
   constructor(opts: Options, ctx: StageContext) {
@@ -99,6 +96,7 @@ export class MysqlSink implements Sink {
     this.pool = pool;
     try {
       await this.resolveTable(pool);
+      this.maxPacket = await maxAllowedPacket(pool, this.target);
     } catch (err) {
       this.pool = undefined;
       await pool.end().catch(() => undefined);
@@ -215,17 +213,20 @@ export class MysqlSink implements Sink {
   async write(batch: SinkBatch): Promise<WriteResult> {
     const pool = this.pool;
     if (!pool) throw new StageError('mysql sink used before open()');
-    const started = Date.now();
-    const { failed, columns, rows } = this.prepare(batch);
-    if (rows.length === 0) return resultOf(failed);
+    const { failed, columns, rows } = this.encode(batch);
+    const frame = (this.statements as Statements).frame(columns.map((c) => c.name));
+    const { statements, tooLarge } = statementsBySize(rows, frame.bytes, this.maxPacket - PACKET_SLACK);
+    for (const r of tooLarge) {
+      const reason = `mysql: the row is ${r.bytes} bytes of SQL, more than one statement to ${this.target} may hold (max_allowed_packet ${this.maxPacket})`;
+      this.rows.reject(failed, r.index, reason);
+    }
+    if (statements.length === 0) return resultOf(failed);
 
     const conn = await this.acquire(pool);
     const rejectedBefore = failed.length;
     try {
       await this.timed(conn.beginTransaction(), 'BEGIN');
-      for (const statement of statementsOf(rows, columns.length, MAX_PLACEHOLDERS)) {
-        await this.insert(conn, columns, statement, failed);
-      }
+      for (const statement of statements) await this.insert(conn, frame, statement, failed);
       await this.timed(conn.commit(), 'COMMIT');
     } catch (err) {
       await this.abandon(conn, err);
@@ -234,14 +235,18 @@ export class MysqlSink implements Sink {
       throw new StageError(`mysql: ${describeError(err)}`, { retryable: true, cause: err });
     }
     conn.release();
-    this.metrics.count('rows', rows.length - (failed.length - rejectedBefore));
-    this.metrics.batchTook(Date.now() - started);
+    this.metrics.count('rows', rows.length - tooLarge.length - (failed.length - rejectedBefore));
     return resultOf(failed);
   }
 
   /** The rows a batch writes, converted for their columns; the records that cannot be rows fail alone. */
   protected prepare(batch: SinkBatch): PreparedBatch<Kind, SqlParam> {
     return this.rows.prepare(batch, this.columns, this.tableName);
+  }
+
+  /** As `prepare`, each row as the SQL text of its tuple. */
+  private encode(batch: SinkBatch): EncodedBatch<Kind, TextRow> {
+    return this.rows.encode(batch, this.columns, this.tableName, textRow);
   }
 
   /** A pooled connection within `timeout`; a failure is transient (the runtime retries). */
@@ -290,15 +295,14 @@ export class MysqlSink implements Sink {
   /** One multi-row statement; when the data is rejected, halves until the bad rows are alone. */
   private insert(
     conn: PoolConnection,
-    columns: Column<Kind>[],
-    rows: Row<SqlParam>[],
+    frame: Frame,
+    rows: TextRow[],
     failed: RecordFailure[],
   ): Promise<void> {
-    const names = columns.map((c) => c.name);
     return this.rows.bisect(rows, failed, async (part) => {
-      const sql = (this.statements as Statements).insert(names, part.length);
+      this.metrics.count('statements');
       try {
-        await this.timed(conn.execute(sql, paramsOf(part)), 'INSERT');
+        await this.timed(conn.query(insertOf(frame, part)), 'INSERT');
       } catch (err) {
         const e = err as MysqlError;
         if (!isDataError(e)) throw err;
@@ -315,6 +319,24 @@ export class MysqlSink implements Sink {
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
   }
+}
+
+/** A row's SQL text and its size, made as soon as its values are converted. */
+function textRow(index: number, params: readonly SqlParam[]): TextRow {
+  const text = valuesOf(params);
+  return { index, text, bytes: rowBytes(text) };
+}
+
+/** The server's max_allowed_packet: the most bytes one statement may have. */
+async function maxAllowedPacket(pool: Pool, target: string): Promise<number> {
+  let value: number;
+  try {
+    const [rows] = await pool.query('SELECT @@max_allowed_packet AS max_packet');
+    value = Number((rows as { max_packet?: unknown }[])[0]?.max_packet);
+  } catch (err) {
+    throw new Error(`mysql: cannot read max_allowed_packet of ${target}: ${describeError(err)}`);
+  }
+  return Number.isSafeInteger(value) && value > PACKET_SLACK ? value : DEFAULT_MAX_PACKET;
 }
 
 /**

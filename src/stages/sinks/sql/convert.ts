@@ -171,11 +171,23 @@ function jsonFailure(err: unknown): string {
   return message;
 }
 
+/**
+ * The last time formatted: the records of a batch stamped by now() share one instant, and
+ * toISOString is among the dearest steps of a row.
+ */
+const lastFormatted = { ms: Number.NaN, kind: '', text: '' };
+
 function formatDate(d: Date, kind: 'datetime' | 'date', timeRange: string): string {
+  const ms = d.getTime();
+  if (ms === lastFormatted.ms && kind === lastFormatted.kind) return lastFormatted.text;
   const iso = isoOf(d); // 2024-03-20T10:30:45.123Z
   // Years beyond 9999 or before 0 give ±YYYYYY text, which the time text written here cannot hold.
   if (iso.length !== 24) throw new ConversionError(`${iso} is out of the range of ${timeRange}`);
-  return kind === 'date' ? iso.slice(0, 10) : `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+  const text = kind === 'date' ? iso.slice(0, 10) : `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+  lastFormatted.ms = ms;
+  lastFormatted.kind = kind;
+  lastFormatted.text = text;
+  return text;
 }
 
 function isoOf(d: Date): string {

@@ -6,6 +6,9 @@
  * that is a column, a field value its column cannot take (the reason names the column). A
  * statement whose data the database rejects is halved until the bad rows are alone; how a
  * statement is tried and undone is the sink's own.
+ *
+ * A row is its statement parameters (`prepare`), or whatever the sink makes of them at once
+ * (`encode`: the mysql sink's SQL text), so the parameters of a batch need not be kept.
  */
 import type { Logger } from 'pino';
 import type { StageMetrics } from '../../../runtime/metrics.ts';
@@ -30,6 +33,19 @@ export interface PreparedBatch<K, P> {
   columns: Column<K>[];
   rows: Row<P>[];
 }
+
+/** A batch as rows a sink encoded (`R`), with the columns they fill and the records that could not be rows. */
+export interface EncodedBatch<K, R> {
+  failed: RecordFailure[];
+  columns: Column<K>[];
+  rows: R[];
+}
+
+/**
+ * Makes a sink's row of one record's parameters (in column order). `params` is reused for the
+ * next record: keep what is needed, not the array.
+ */
+export type EncodeRow<P, R> = (index: number, params: readonly P[]) => R;
 
 /** A field's value as a parameter for a column of `kind`; throws `ConversionError` when it cannot go in. */
 export type Convert<K, P> = (v: unknown, kind: K, strict: boolean) => P;
@@ -66,10 +82,32 @@ export class SqlRows<K, P> {
    * order); the records that cannot be rows fail alone.
    */
   prepare(batch: SinkBatch, columns: ReadonlyMap<string, Column<K>>, tableName: string): PreparedBatch<K, P> {
+    return this.encode(batch, columns, tableName, undefined);
+  }
+
+  /** As `prepare`, with each row made by `encodeRow` from its parameters. */
+  encode<R>(
+    batch: SinkBatch,
+    columns: ReadonlyMap<string, Column<K>>,
+    tableName: string,
+    encodeRow: EncodeRow<P, R>,
+  ): EncodedBatch<K, R>;
+  encode(
+    batch: SinkBatch,
+    columns: ReadonlyMap<string, Column<K>>,
+    tableName: string,
+    encodeRow: undefined,
+  ): PreparedBatch<K, P>;
+  encode<R>(
+    batch: SinkBatch,
+    columns: ReadonlyMap<string, Column<K>>,
+    tableName: string,
+    encodeRow: EncodeRow<P, R> | undefined,
+  ): EncodedBatch<K, R | Row<P>> {
     const failed: RecordFailure[] = [];
     const candidates = this.objectsOf(batch, failed);
     const written = this.columnsOf(candidates, columns, tableName, failed);
-    return { failed, columns: written, rows: this.rowsOf(candidates, written, failed) };
+    return { failed, columns: written, rows: this.rowsOf(candidates, written, failed, encodeRow) };
   }
 
   /** The records whose value is an object; the others fail alone. */
@@ -121,12 +159,22 @@ export class SqlRows<K, P> {
     return [...columns.values()].filter((c) => present.has(c.name));
   }
 
-  /** Statement parameters per record; a record with a value that does not fit its column fails alone. */
-  private rowsOf(candidates: Candidate[], columns: Column<K>[], failed: RecordFailure[]): Row<P>[] {
+  /**
+   * Statement parameters per record (or the sink's encoding of them); a record with a value that
+   * does not fit its column fails alone.
+   */
+  private rowsOf<R>(
+    candidates: Candidate[],
+    columns: Column<K>[],
+    failed: RecordFailure[],
+    encodeRow: EncodeRow<P, R> | undefined,
+  ): (R | Row<P>)[] {
     const { convert, strict, system } = this.options;
-    const rows: Row<P>[] = [];
+    const rows: (R | Row<P>)[] = [];
+    // An encoding sink keeps no parameters: one array serves every record.
+    const scratch: P[] = new Array(columns.length);
     for (const { index, value } of candidates) {
-      const params: P[] = new Array(columns.length);
+      const params: P[] = encodeRow ? scratch : new Array(columns.length);
       let c = 0;
       try {
         for (; c < columns.length; c++) {
@@ -137,7 +185,7 @@ export class SqlRows<K, P> {
         this.reject(failed, index, `${system}: column '${columns[c].name}': ${conversionReason(err)}`);
         continue;
       }
-      rows.push({ index, params });
+      rows.push(encodeRow ? encodeRow(index, params) : { index, params });
     }
     return rows;
   }
@@ -147,10 +195,10 @@ export class SqlRows<K, P> {
    * the data of the statement (having undone that statement alone) and throws any other error;
    * rejected rows are halved until the bad ones are alone, and each of those fails its record.
    */
-  async bisect(
-    rows: Row<P>[],
+  async bisect<R extends { index: number }>(
+    rows: R[],
     failed: RecordFailure[],
-    attempt: (rows: Row<P>[]) => Promise<string | undefined>,
+    attempt: (rows: R[]) => Promise<string | undefined>,
   ): Promise<void> {
     const rejected = await attempt(rows);
     if (rejected === undefined) return;
@@ -164,7 +212,8 @@ export class SqlRows<K, P> {
     await this.bisect(rows.slice(half), failed, attempt);
   }
 
-  private reject(failed: RecordFailure[], index: number, reason: string): void {
+  /** Fails the record at `index` of the batch for good, with `reason`. */
+  reject(failed: RecordFailure[], index: number, reason: string): void {
     failed.push({ index, reason, retryable: false });
     this.metrics.count('rows_rejected');
   }
