@@ -1,8 +1,12 @@
 /**
  * `mysql` sink: multi-row inserts per batch in one transaction; insert, insert_ignore or upsert.
+ * A batch goes in as few statements as the server's max_allowed_packet allows (read at start);
+ * a row too large for any statement fails alone. With `max_in_flight` (default 4, at most
+ * `pool_size`) several batches are written at once, each on its own pooled connection; a source's
+ * position moves only past batches that committed.
  *
- * Values always travel as prepared-statement parameters and every identifier is quoted as one
- * name, so no field name or value can change the SQL.
+ * Values travel as SQL literals that mean the same in every sql_mode (literal.ts) and every
+ * identifier is quoted as one name, so no field name or value can change the SQL.
  *
  * Failures of one record stay with that record; the rest of its batch is written:
  * - a value that cannot go into its column (see convert.ts: with `strict`, 1.5 into an INT, an
@@ -161,7 +165,9 @@ sinks:
       );
     }
   },
-  batching: SQL_BATCHING,
+  // A write holds a pooled connection from BEGIN to COMMIT: more writes at once than
+  // connections would only wait for one (and time out waiting).
+  batching: (opts) => ({ ...SQL_BATCHING, maxInFlight: opts.pool_size ?? 4 }),
   create: (opts, ctx) => new MysqlSink(opts, ctx),
   preview: (opts, ctx) => new MysqlPreview(opts, ctx),
 });
