@@ -12,13 +12,22 @@ export function currentTime(): Date {
   return batchNow ?? new Date(clock().now());
 }
 
-/** Runs `fn` (one batch) with now() fixed at one read of the clock; a batch inside a batch keeps the outer instant. */
+/**
+ * Runs `fn` (one batch) with now() fixed at one read of the clock; a batch inside a batch keeps
+ * the outer instant. Errors made meanwhile capture no stack trace: an expression that fails on a
+ * record becomes that record's reason (its message only), and capturing a stack for each of them
+ * cost more than the evaluation when a share of a stream fails (1 % of the demo's records: 2 % of
+ * its time).
+ */
 export function inBatch<T>(fn: () => T): T {
   if (batchNow !== undefined) return fn();
   batchNow = new Date(clock().now());
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     return fn();
   } finally {
     batchNow = undefined;
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }

@@ -1,6 +1,6 @@
-import { hash } from 'node:crypto';
 import { clock } from './clock.ts';
 import { fail } from './errors.ts';
+import { sha1Into } from './sha1.ts';
 
 /**
  * Namespace of `uuid_v5(name)`. Fixed forever: changing it would change every id that
@@ -21,9 +21,11 @@ function namespaceBytes(ns: string): Buffer {
   return bytes;
 }
 
-// Namespace and name are laid out in one reused buffer and hashed in one call: no Hash object
-// and no intermediate buffers per id.
+// Namespace and name are laid out in one reused buffer and hashed into another: nothing is
+// allocated per id but the id's own string.
 let input = Buffer.allocUnsafe(256);
+const digest = new Uint8Array(20);
+const text = Buffer.allocUnsafe(36);
 
 /** RFC 9562 version 5 (SHA-1, name based) UUID. */
 export function uuidV5(name: string, namespace: string = SLUICE_NAMESPACE): string {
@@ -32,27 +34,27 @@ export function uuidV5(name: string, namespace: string = SLUICE_NAMESPACE): stri
   if (input.length < 16 + name.length * 3) input = Buffer.allocUnsafe(16 + name.length * 3);
   ns.copy(input, 0);
   const n = input.write(name, 16, 'utf8');
-  const h = hash('sha1', input.subarray(0, 16 + n), 'buffer');
-  h[6] = (h[6] & 0x0f) | 0x50;
-  h[8] = (h[8] & 0x3f) | 0x80;
-  return formatUuid(h);
+  sha1Into(input, 16 + n, digest);
+  digest[6] = (digest[6] & 0x0f) | 0x50;
+  digest[8] = (digest[8] & 0x3f) | 0x80;
+  return formatUuid(digest);
 }
 
 const HEX = '0123456789abcdef';
 
 /**
- * Writes the 36 characters into one buffer: a flat string, where joined slices would keep a
- * rope of five pieces (about four times the memory in a dedup map holding millions of ids).
+ * Writes the 36 characters into one buffer and reads them as one flat string, where joined
+ * slices would keep a rope of five pieces (about four times the memory in a dedup map holding
+ * millions of ids).
  */
-function formatUuid(bytes: Buffer): string {
-  const out = Buffer.allocUnsafe(36);
+function formatUuid(bytes: Uint8Array): string {
   let j = 0;
   for (let i = 0; i < 16; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) out[j++] = 0x2d;
-    out[j++] = HEX.charCodeAt(bytes[i] >> 4);
-    out[j++] = HEX.charCodeAt(bytes[i] & 15);
+    if (i === 4 || i === 6 || i === 8 || i === 10) text[j++] = 0x2d;
+    text[j++] = HEX.charCodeAt(bytes[i] >> 4);
+    text[j++] = HEX.charCodeAt(bytes[i] & 15);
   }
-  return out.toString('latin1');
+  return text.toString('latin1', 0, 36);
 }
 
 export function uuidV4(): string {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { fixClock, restoreSystemClock } from '../../src/expr/clock.ts';
 import { roundThroughText, roundTo } from '../../src/expr/functions.ts';
 import { compile, inBatch } from '../../src/expr/index.ts';
+import { sha1Into } from '../../src/expr/sha1.ts';
 import { formatTime, parseIso } from '../../src/expr/time.ts';
 import { uuidV5 } from '../../src/expr/uuid.ts';
 import { run, thrown } from './helpers.ts';
@@ -143,6 +144,41 @@ describe('uuid_v5 hashed in one call', () => {
       const want = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
       expect(uuidV5(name)).toBe(want);
     }
+  });
+});
+
+describe('sha1Into (the hash under uuid_v5)', () => {
+  it('equals node:crypto at every length across block boundaries, and reads only `length` bytes', () => {
+    const out = new Uint8Array(20);
+    for (let len = 0; len <= 200; len++) {
+      for (const fill of [0x00, 0xff, 0x5a]) {
+        const data = Buffer.alloc(len + 7, 0xee); // bytes past `length` must not count
+        for (let i = 0; i < len; i++) data[i] = (fill + i * 31) & 0xff;
+        sha1Into(data, len, out);
+        expect(Buffer.from(out).toString('hex'), `length ${len}`).toBe(
+          createHash('sha1').update(data.subarray(0, len)).digest('hex'),
+        );
+      }
+    }
+  });
+});
+
+describe('errors inside a batch', () => {
+  it('capture no stack trace, keep their message, and the limit comes back even when the batch throws', () => {
+    const before = Error.stackTraceLimit;
+    const expr = compile('to_double(x)');
+    const err = inBatch(() => thrown(() => expr.evaluate({ x: 'n/a' })));
+    expect(err.message).toContain('n/a');
+    expect(err.stack?.split('\n').filter((l) => l.trim().startsWith('at ')) ?? []).toEqual([]);
+    expect(Error.stackTraceLimit).toBe(before);
+    expect(() =>
+      inBatch(() => {
+        throw new Error('whole batch');
+      }),
+    ).toThrow('whole batch');
+    expect(Error.stackTraceLimit).toBe(before);
+    // Outside a batch, errors keep their stacks.
+    expect(new Error('x').stack).toContain(' at ');
   });
 });
 
