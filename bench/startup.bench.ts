@@ -69,9 +69,10 @@ function once(c: Command, round: number): { wall: number; cpu: number } {
     ? [GNU_TIME, ['-f', 'cpu %U %S', c.file, ...c.args(round)]]
     : [c.file, c.args(round)];
   const t = performance.now();
-  const r = spawnSync(file, args, { cwd: root, encoding: 'utf8' });
+  // A start that hangs is a finding, not a figure: give up on it after a minute.
+  const r = spawnSync(file, args, { cwd: root, encoding: 'utf8', timeout: 60_000 });
   const wall = performance.now() - t;
-  if (r.status !== 0) throw new Error(`${c.name} exited ${r.status}: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${c.name} exited ${r.status ?? r.signal}: ${r.stderr}`);
   const m = /^cpu ([\d.]+) ([\d.]+)$/m.exec(r.stderr);
   return { wall, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : Number.NaN };
 }

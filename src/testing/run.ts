@@ -7,15 +7,19 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { parse as parseCsv } from 'csv-parse/sync';
+import type * as CsvSync from 'csv-parse/sync';
 import pino from 'pino';
 import { fixClock, restoreSystemClock } from '../expr/clock.ts';
 import { type Injection, Pipeline } from '../runtime/engine.ts';
+import { lazy } from '../runtime/lazy.ts';
 import type { RecordInit } from '../runtime/record.ts';
 import type { Diagnostic } from '../spec/diagnostics.ts';
 import { type PipelineSpec, validateText } from '../spec/validate.ts';
 import type { PreviewWrite, RawInput, SourceDefinition } from '../stages/define.ts';
 import type { TestCase, TestFile, TestInput } from './schema.ts';
+
+// Only inputs and objects in CSV need the parser: it loads then.
+const csv = lazy<typeof CsvSync>('csv-parse/sync');
 
 /** One write a sink would make, decoded for comparison. */
 export type Written =
@@ -201,7 +205,7 @@ function rawOf(r: NonNullable<TestInput['raw']>[number], index: number): RawInpu
 async function fixture(testFile: string, path: string): Promise<unknown[]> {
   const file = resolve(dirname(testFile), path);
   const text = await readFile(file, 'utf8');
-  if (/\.csv$/i.test(file)) return parseCsv(text, { columns: true, skip_empty_lines: true }) as unknown[];
+  if (/\.csv$/i.test(file)) return csv().parse(text, { columns: true, skip_empty_lines: true }) as unknown[];
   if (/\.json$/i.test(file)) {
     const v = JSON.parse(text) as unknown;
     return Array.isArray(v) ? v : [v];
@@ -231,7 +235,7 @@ function decodeWrite(w: PreviewWrite, reading: Promise<void>[]): Written {
       const text = raw.toString('utf8');
       const records =
         w.contentType === 'text/csv'
-          ? (parseCsv(text, { columns: true, skip_empty_lines: true }) as unknown[])
+          ? (csv().parse(text, { columns: true, skip_empty_lines: true }) as unknown[])
           : text
               .split('\n')
               .filter((l) => l !== '')
