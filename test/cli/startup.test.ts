@@ -21,7 +21,7 @@ import { registerHooks } from 'node:module';
 import { writeFileSync } from 'node:fs';
 const loaded = [];
 registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } });
-process.on('exit', () => writeFileSync(process.env.SLUICE_TEST_LOADED, loaded.join('\\n')));
+process.on('exit', () => writeFileSync(process.env.SLUICE_TEST_LOADED, [...loaded, ...process.moduleLoadList].join('\\n')));
 `;
 
 /** Packages no command may load unless a stage of the spec talks to that system. */
@@ -39,8 +39,16 @@ const CLIENTS = [
 const VIEW_AND_OPS = ['ink', 'react', 'prom-client'];
 const AJV_COMPILER = 'ajv/dist/ajv.js';
 
+/**
+ * Node's own modules no start may load: HTTP and TLS are for the stages that serve or call, and
+ * an ESM import of node:http or node:https builds their whole namespace, which loads http2 and
+ * undici too (tens of milliseconds). Node's list of the built-ins it loaded names them.
+ */
+const HEAVY_BUILTINS = ['NativeModule http', 'NativeModule https', 'NativeModule http2', 'NativeModule tls'];
+const UNDICI = 'NativeModule internal/deps/undici/undici';
+
 /** The packages a command loaded (names under node_modules), and whether Ajv's compiler was one. */
-function loadedBy(args: string[]): { packages: Set<string>; ajvCompiler: boolean } {
+function loadedBy(args: string[]): { packages: Set<string>; ajvCompiler: boolean; builtins: string[] } {
   const out = join(
     dir,
     `loaded-${args
@@ -60,7 +68,8 @@ function loadedBy(args: string[]): { packages: Set<string>; ajvCompiler: boolean
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
     if (m) packages.add(m[1]);
   }
-  return { packages, ajvCompiler: urls.some((u) => u.endsWith(AJV_COMPILER)) };
+  const builtins = urls.filter((u) => HEAVY_BUILTINS.includes(u) || u === UNDICI);
+  return { packages, ajvCompiler: urls.some((u) => u.endsWith(AJV_COMPILER)), builtins };
 }
 
 const matching = (packages: Set<string>, names: readonly string[]): string[] =>
@@ -73,8 +82,9 @@ describe('start-up', () => {
     const specs = readdirSync(join(root, 'pipelines'))
       .filter((f) => /\.ya?ml$/.test(f))
       .map((f) => join('pipelines', f));
-    const { packages, ajvCompiler } = loadedBy(['validate', ...specs]);
+    const { packages, ajvCompiler, builtins } = loadedBy(['validate', ...specs]);
     expect(matching(packages, [...CLIENTS, ...VIEW_AND_OPS])).toEqual([]);
+    expect(builtins, 'HTTP, TLS and fetch load only for a stage that serves or calls').toEqual([]);
     expect(packages.has('pino'), 'validate builds no pipeline, so it needs no logger').toBe(false);
     expect(
       ajvCompiler,
@@ -97,8 +107,15 @@ describe('start-up', () => {
         '  out: { type: stdout, from: [enriched] }',
       ].join('\n'),
     );
-    const { packages, ajvCompiler } = loadedBy(['run', spec, '--no-tui', '--state-dir', join(dir, 'state')]);
+    const { packages, ajvCompiler, builtins } = loadedBy([
+      'run',
+      spec,
+      '--no-tui',
+      '--state-dir',
+      join(dir, 'state'),
+    ]);
     expect(matching(packages, [...CLIENTS, ...VIEW_AND_OPS])).toEqual([]);
+    expect(builtins).toEqual([]);
     expect(ajvCompiler).toBe(false);
   });
 
@@ -113,5 +130,28 @@ describe('start-up', () => {
     // builds its client (and sends nothing).
     const { packages } = loadedBy(['test', 'pipelines/feedlot-to-lake.test.yaml']);
     expect(packages.has('@aws-sdk/client-s3')).toBe(true);
+    // And Node's list names a built-in when something loads it: the ops endpoint serves HTTP.
+    const spec = join(dir, 'served.yaml');
+    writeFileSync(
+      spec,
+      [
+        'version: 1',
+        'name: served',
+        'sources:',
+        "  gen: { type: generate, count: 1, fields: { a: 'i' } }",
+        'sinks:',
+        '  out: { type: stdout, from: [gen] }',
+      ].join('\n'),
+    );
+    const served = loadedBy([
+      'run',
+      spec,
+      '--no-tui',
+      '--http',
+      '127.0.0.1:0',
+      '--state-dir',
+      join(dir, 'state-served'),
+    ]);
+    expect(served.builtins).toContain('NativeModule http');
   });
 });

@@ -10,7 +10,12 @@
  * unsubscribe confirmations).
  */
 import { type KeyObject, verify, X509Certificate } from 'node:crypto';
-import { get as httpsGet } from 'node:https';
+
+/**
+ * node:https, fetched when a certificate is: an ESM import of it builds its whole namespace,
+ * which loads http2 and undici too, and every start imports this file through the registry.
+ */
+const httpsGet = () => process.getBuiltinModule('node:https').get;
 
 export type SnsMessageType = 'Notification' | 'SubscriptionConfirmation' | 'UnsubscribeConfirmation';
 
@@ -133,7 +138,7 @@ export function httpsCertFetcher(
   const maxBytes = opts.maxBytes ?? 64 * 1024;
   return (url) =>
     new Promise((resolve, reject) => {
-      const req = httpsGet(url, { ca: opts.ca, timeout: timeoutMs }, (res) => {
+      const req = httpsGet()(url, { ca: opts.ca, timeout: timeoutMs }, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
           reject(new Error(`certificate fetch answered ${res.statusCode}`));

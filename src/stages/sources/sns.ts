@@ -17,7 +17,7 @@
  * 503 busy, backpressured, acks too slow, or shutting down.
  */
 
-import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import { Type } from '@sinclair/typebox';
@@ -372,7 +372,7 @@ export class SnsHttpSource implements Source {
       this.ctx.log.debug({ err, status }, 'sns client error');
       if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
         socket.end(
-          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+          `HTTP/1.1 ${status} ${process.getBuiltinModule('node:http').STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
         );
       }
       socket.destroy();
