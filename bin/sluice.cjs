@@ -45,10 +45,14 @@ if (
   typeof process.execve === 'function' &&
   process.platform !== 'win32'
 ) {
-  process.execve(
-    process.execPath,
-    [process.execPath].concat(process.execArgv, missing, [__filename], process.argv.slice(2)),
-    process.env
-  );
+  try {
+    process.execve(
+      process.execPath,
+      [process.execPath].concat(process.execArgv, missing, [__filename], process.argv.slice(2)),
+      process.env
+    );
+  } catch (err) {
+    // A system that refuses the exec (a sandbox, no memory): run here with V8's defaults.
+  }
 }
 import(url.pathToFileURL(entry).href);
