@@ -175,26 +175,20 @@ const LINGER_MS = 50;
 const IDLE = Symbol('idle');
 
 /**
- * Lines of a stream. With `idleMs`, yields IDLE when no line came for that long while lines
- * are pending downstream; ends when the signal aborts even if the input never does.
+ * Lines one by one, for a terminal or a pipe that may go quiet without ending, each as a
+ * one-line chunk: yields IDLE when no line came for `idleMs` while lines are pending downstream,
+ * and ends when the signal aborts even if the input never does.
  */
-async function* linesOf(
+async function* lineByLine(
   stream: Readable,
   signal: AbortSignal,
-  idleMs?: number,
-): AsyncGenerator<string | typeof IDLE> {
+  idleMs: number,
+): AsyncGenerator<string[] | typeof IDLE> {
   const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
   // A destroyed input never ends a readline interface: close it on abort to end the iteration.
   const stop = () => rl.close();
   signal.addEventListener('abort', stop, { once: true });
   try {
-    if (idleMs === undefined) {
-      for await (const line of rl) {
-        yield line;
-        if (signal.aborted) return;
-      }
-      return;
-    }
     const it = rl[Symbol.asyncIterator]();
     const aborted = new Promise<typeof IDLE>((resolve) => {
       if (signal.aborted) resolve(IDLE);
@@ -218,7 +212,7 @@ async function* linesOf(
       next = undefined;
       if (r.done) return;
       quiet = false;
-      yield r.value;
+      yield [r.value];
     }
   } finally {
     signal.removeEventListener('abort', stop);
@@ -254,15 +248,6 @@ async function* lineChunks(stream: Readable, signal: AbortSignal): AsyncGenerato
   } finally {
     signal.removeEventListener('abort', stop);
   }
-}
-
-/** Lines one by one (a terminal or a pipe that may go quiet), as one-line chunks, with IDLE. */
-async function* lineByLine(
-  stream: Readable,
-  signal: AbortSignal,
-  idleMs: number,
-): AsyncGenerator<string[] | typeof IDLE> {
-  for await (const line of linesOf(stream, signal, idleMs)) yield line === IDLE ? IDLE : [line];
 }
 
 /** Emits one file's records in batches; positions are line numbers (item numbers for json). */
